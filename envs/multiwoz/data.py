@@ -1,0 +1,247 @@
+"""The MultiWOZ data folder: where it is, whether it is intact, and typed loaders for its files.
+
+The folder is resolved as ``--data-dir`` > ``$VRB_DATA_DIR`` > ``../shared/multiwoz`` beside the repository >
+the user cache folder (``$XDG_CACHE_HOME/vrb/multiwoz``). Files are checked against ``SHA256SUMS`` once; the
+result is remembered in the user cache keyed by each file's size and modification time.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+DATA_ENV_VAR = "VRB_DATA_DIR"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOMAIN_DB_NAMES = ("attraction", "hospital", "hotel", "police", "restaurant", "taxi", "train")
+HOW_TO_GET = (
+    "get the data with `python -m vrb.data download --dest DIR` and point --data-dir or "
+    f"${DATA_ENV_VAR} at DIR (or place it at ../shared/multiwoz beside the repository)"
+)
+
+
+class DataError(RuntimeError):
+    """A data file is missing, corrupt or unreadable; the message says which and how to get it."""
+
+
+def user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vrb"
+
+
+def candidate_dirs(explicit: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    """Every place the data folder may be, in priority order, with the reason each is considered."""
+    candidates: list[tuple[str, Path]] = []
+    if explicit:
+        candidates.append(("--data-dir", Path(explicit)))
+    if os.environ.get(DATA_ENV_VAR):
+        candidates.append((f"${DATA_ENV_VAR}", Path(os.environ[DATA_ENV_VAR])))
+    candidates.append(("beside the repository", REPO_ROOT.parent / "shared" / "multiwoz"))
+    candidates.append(("user cache", user_cache_dir() / "multiwoz"))
+    return candidates
+
+
+def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The first existing candidate; an explicit choice that does not exist is an error, not a fallback."""
+    for reason, path in candidate_dirs(explicit):
+        if path.is_dir() and (path / "SHA256SUMS").is_file():
+            return path.resolve()
+        if reason in ("--data-dir", f"${DATA_ENV_VAR}"):
+            raise DataError(f"data folder {path} (from {reason}) is missing or has no SHA256SUMS; {HOW_TO_GET}")
+    tried = ", ".join(str(p) for _, p in candidate_dirs(explicit))
+    raise DataError(f"no MultiWOZ data folder found (tried {tried}); {HOW_TO_GET}")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checksums(data_dir: Path) -> dict[str, str]:
+    """``SHA256SUMS`` as {relative path: hex digest}."""
+    sums: dict[str, str] = {}
+    for line in (data_dir / "SHA256SUMS").read_text().splitlines():
+        if not line.strip():
+            continue
+        digest, name = line.split(maxsplit=1)
+        sums[name.lstrip("*").removeprefix("./")] = digest
+    return sums
+
+
+def _stamp_path(data_dir: Path) -> Path:
+    key = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    return user_cache_dir() / "verified" / f"{key}.json"
+
+
+def _file_signature(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def verify(data_dir: Path, *, force: bool = False) -> dict[str, str]:
+    """Check every file listed in SHA256SUMS; raise DataError naming the first bad one.
+
+    A successful check is cached (per file size and mtime) so that later runs skip the hashing.
+    """
+    expected = read_checksums(data_dir)
+    stamp = _stamp_path(data_dir)
+    signatures = {}
+    for name in expected:
+        path = data_dir / name
+        if not path.is_file():
+            raise DataError(f"data file {path} is missing; {HOW_TO_GET}")
+        signatures[name] = _file_signature(path)
+    if not force and stamp.is_file():
+        try:
+            if json.loads(stamp.read_text()) == {"sums": expected, "signatures": signatures}:
+                return expected
+        except (OSError, ValueError):
+            pass
+    for name, digest in expected.items():
+        if sha256_of(data_dir / name) != digest:
+            raise DataError(f"data file {data_dir / name} is corrupt (sha256 mismatch); {HOW_TO_GET}")
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        tmp = stamp.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"sums": expected, "signatures": signatures}))
+        tmp.replace(stamp)
+    except OSError as exc:  # a read-only home only costs re-hashing next time
+        logger.debug("could not cache the checksum result: %s", exc)
+    return expected
+
+
+def decode_pairs(node: Any) -> Any:
+    """Undo the JSON form of the goal model: ``{"__pairs__": [[k, v], ...]}`` → dict with tuple keys, in order."""
+    if isinstance(node, dict):
+        if set(node) == {"__pairs__"}:
+            return {_as_key(k): decode_pairs(v) for k, v in node["__pairs__"]}
+        return {k: decode_pairs(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [decode_pairs(v) for v in node]
+    return node
+
+
+def _as_key(key: Any) -> Any:
+    return tuple(_as_key(k) for k in key) if isinstance(key, list) else key
+
+
+@dataclass(frozen=True)
+class GoalModel:
+    """The statistics ConvLab-2's goal generator samples from (insertion order is significant)."""
+
+    ind_slot_dist: dict
+    ind_slot_value_dist: dict
+    domain_ordering_dist: dict
+    book_dist: dict
+    slots_num_dist: dict
+    slots_combination_dist: dict
+
+
+class MultiWozData:
+    """Lazy, cached access to one verified data folder."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, name: str) -> Path:
+        path = self.root / name
+        if not path.is_file():
+            raise DataError(f"data file {path} is missing; {HOW_TO_GET}")
+        return path
+
+    def read_json(self, name: str) -> Any:
+        try:
+            with open(self.path(name)) as f:
+                return json.load(f)
+        except ValueError as exc:
+            raise DataError(f"data file {self.root / name} is not valid JSON ({exc}); {HOW_TO_GET}") from exc
+
+    def read_lines(self, name: str) -> list[str]:
+        return [line.strip() for line in self.path(name).read_text().splitlines() if line.strip()]
+
+    @functools.cached_property
+    def databases(self) -> dict[str, Any]:
+        return {name: self.read_json(f"db/{name}_db.json") for name in DOMAIN_DB_NAMES}
+
+    @functools.cached_property
+    def goal_model(self) -> GoalModel:
+        raw = decode_pairs(self.read_json("goal_model.json"))
+        return GoalModel(**{name: raw[name] for name in GoalModel.__dataclass_fields__})
+
+    @functools.cached_property
+    def sys_act_vocab(self) -> list[str]:
+        return self.read_lines("sys_da_voc.txt")
+
+    @functools.cached_property
+    def usr_act_vocab(self) -> list[str]:
+        return self.read_lines("usr_da_voc.txt")
+
+    @functools.cached_property
+    def value_set(self) -> dict[str, dict[str, list[str]]]:
+        return self.read_json("value_set.json")
+
+    @functools.cached_property
+    def value_dict(self) -> dict[str, Any]:
+        return self.read_json("value_dict.json")
+
+    @functools.cached_property
+    def ontology(self) -> dict[str, Any]:
+        return self.read_json("ontology.json")
+
+    @functools.cached_property
+    def trackable_intent(self) -> dict[str, Any]:
+        return self.read_json("trackable_intent.json")
+
+    @functools.cached_property
+    def vhus_vocab(self) -> dict[str, dict[str, int]]:
+        return self.read_json("vhus_vocab.json")
+
+    def templates(self, side: str) -> dict[str, Any]:
+        if side not in ("system", "user"):
+            raise ValueError(f"template side {side!r}: expected 'system' or 'user'")
+        return self.read_json(f"templates/manual_{side}_template_nlg.json")
+
+    def split_ids(self, split: str) -> list[str]:
+        return self.read_lines(f"{split}ListFile")
+
+    def has_split(self, split: str) -> bool:
+        return (self.root / f"{split}.json.zip").is_file()
+
+    def training_split(self) -> str:
+        """``train`` when the folder has it, else ``val`` (the shipped folder lacks the train split)."""
+        return "train" if self.has_split("train") else "val"
+
+    def corpus(self, split: str) -> Mapping[str, Any]:
+        """Dialogues of one split ({dialogue id: dialogue}); ``train`` exists only in a full data folder."""
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split {split!r}: expected 'train', 'val' or 'test'")
+        path = self.path(f"{split}.json.zip")
+        try:
+            with zipfile.ZipFile(path) as archive:
+                (member,) = [n for n in archive.namelist() if n.endswith(".json")]
+                return json.loads(archive.read(member))
+        except (zipfile.BadZipFile, ValueError) as exc:
+            raise DataError(f"data file {path} is unreadable ({exc}); {HOW_TO_GET}") from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _load_verified(root: Path) -> MultiWozData:
+    verify(root)
+    return MultiWozData(root)
+
+
+def load(data_dir: str | os.PathLike | None = None) -> MultiWozData:
+    """Resolve, verify (once) and open the data folder."""
+    return _load_verified(resolve_data_dir(data_dir))
