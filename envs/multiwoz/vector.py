@@ -1,0 +1,272 @@
+"""Dialogue state -> 340-dim vector, and 209-act system action <-> dialogue acts (ConvLab-2's MultiWozVector).
+
+State layout (see ``../shared/traces/*.meta.json``): user acts [0, 78), previous system acts [78, 287), filled
+belief slots [287, 311), booked flags [311, 315), database-count buckets [315, 339), terminated [339].
+Acts are delexicalised by numbering repeated ``intent-domain-slot`` occurrences (``...-Name-1``,
+``...-Name-2``); requests keep ``?`` and slot-less acts ``none``; acts outside a vocabulary are dropped.
+
+Lexicalising an action fills numbered slots from the database entities matching the belief state (``-2`` reads
+the second entity), ``Choice`` with their count, ``NoOffer``/``NoBook`` from the belief state itself, and
+``Booking`` acts from the domain the user last spoke about. ConvLab-2 quirks kept on purpose, since its
+recorded dialogues depend on them: the train count is bucketed like the other domains (its special buckets
+never applied), every domain named in the action is queried (taxi queries draw from the RNG even for a
+request), and a ``Booking`` act with no current domain keeps its vocabulary value.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from envs.multiwoz.db import Database
+from envs.multiwoz.ontology import SYSTEM_ACT_SLOT
+from envs.multiwoz.traces import rng_at, rng_position
+
+STATE_DIM = 340
+ACTION_DIM = 209
+USER_ACT_DIM = 78
+DB_DOMAINS = ("Attraction", "Restaurant", "Train", "Hotel")  # booked flags and count buckets, in this order
+DB_BUCKETS = 6  # entity counts 0, 1, 2, 3, 4, >= 5
+# The belief slots in ConvLab-2's default-state order (domains Attraction, Restaurant, Train, Hotel, Taxi,
+# Hospital, Police); police has none.
+BELIEF_SLOTS = (
+    ("attraction", "type"), ("attraction", "name"), ("attraction", "area"),
+    ("restaurant", "food"), ("restaurant", "pricerange"), ("restaurant", "name"), ("restaurant", "area"),
+    ("train", "leaveAt"), ("train", "destination"), ("train", "day"), ("train", "arriveBy"),
+    ("train", "departure"),
+    ("hotel", "name"), ("hotel", "area"), ("hotel", "parking"), ("hotel", "pricerange"), ("hotel", "stars"),
+    ("hotel", "internet"), ("hotel", "type"),
+    ("taxi", "leaveAt"), ("taxi", "destination"), ("taxi", "departure"), ("taxi", "arriveBy"),
+    ("hospital", "department"),
+)
+
+USER_OFFSET = 0
+SYSTEM_OFFSET = USER_OFFSET + USER_ACT_DIM
+BELIEF_OFFSET = SYSTEM_OFFSET + ACTION_DIM
+BOOKED_OFFSET = BELIEF_OFFSET + len(BELIEF_SLOTS)
+DB_OFFSET = BOOKED_OFFSET + len(DB_DOMAINS)
+TERMINATED_INDEX = DB_OFFSET + DB_BUCKETS * len(DB_DOMAINS)
+assert TERMINATED_INDEX + 1 == STATE_DIM
+
+UNQUERIED_DOMAINS = ("general", "Booking")  # action domains with no database of their own
+NEGATIVE_INTENTS = ("nooffer", "nobook")  # lexicalised from the belief state, not from entities
+
+Act = list  # [intent, domain, slot, value]
+BeliefState = Mapping[str, Mapping[str, Mapping[str, Any]]]
+
+
+def current_domain(user_acts: Iterable[Sequence[str]], previous: str | None) -> str | None:
+    """The last database domain the user's acts name, else ``previous`` (what ``Booking`` acts refer to)."""
+    for _, domain, _, _ in user_acts:
+        if domain in DB_DOMAINS:
+            previous = domain
+    return previous
+
+
+def bucket(count: int) -> int:
+    return min(count, DB_BUCKETS - 1)
+
+
+class Vectoriser:
+    """Vectorise states and (de)lexicalise system actions with index tables built once."""
+
+    def __init__(self, data, db: Database):
+        self.db = db
+        self.sys_vocab = tuple(data.sys_act_vocab)
+        self.usr_vocab = tuple(data.usr_act_vocab)
+        if len(self.sys_vocab) != ACTION_DIM or len(self.usr_vocab) != USER_ACT_DIM:
+            raise ValueError(
+                f"act vocabularies have {len(self.sys_vocab)}/{len(self.usr_vocab)} entries, "
+                f"expected {ACTION_DIM}/{USER_ACT_DIM} (sys_da_voc.txt / usr_da_voc.txt)"
+            )
+        self._requestable = frozenset(data.trackable_intent["requestable"])
+        self._sys_index = {act: i for i, act in enumerate(self.sys_vocab)}
+        self._usr_index = {act: i for i, act in enumerate(self.usr_vocab)}
+        # index -> (domain, intent, slot, delexicalised value)
+        self._sys_parts = tuple(tuple(act.split("-")) for act in self.sys_vocab)
+
+    # ---- delexicalisation -------------------------------------------------------------------------------
+
+    def _delexicalised(self, acts: Iterable[Sequence[str]]) -> list[str]:
+        """``Domain-Intent-Slot-v`` strings with ``v`` the running count of that intent/domain/slot."""
+        counts: dict[tuple[str, str, str], int] = {}
+        out = []
+        for intent, domain, slot, _ in acts:
+            if intent in self._requestable:
+                value = "?"
+            elif slot == "none":
+                value = "none"
+            else:
+                key = (intent, domain, slot)
+                counts[key] = counts.get(key, 0) + 1
+                value = str(counts[key])
+            out.append(f"{domain}-{intent}-{slot}-{value}")
+        return out
+
+    def action_indices(self, acts: Iterable[Sequence[str]]) -> list[int]:
+        """Vocabulary indices of ``acts``, sorted, acts outside the vocabulary dropped."""
+        index = self._sys_index
+        return sorted({index[a] for a in self._delexicalised(acts) if a in index})
+
+    def acts_to_action(self, acts: Iterable[Sequence[str]]) -> np.ndarray:
+        vec = np.zeros(ACTION_DIM, dtype=np.float32)
+        vec[self.action_indices(acts)] = 1.0
+        return vec
+
+    # ---- state ------------------------------------------------------------------------------------------
+
+    def state_indices(
+        self,
+        belief_state: BeliefState,
+        user_acts: Iterable[Sequence[str]],
+        prev_system_acts: Iterable[Sequence[str]],
+        terminated: bool = False,
+    ) -> list[int]:
+        """Sorted non-zero positions of the state vector."""
+        nz = [self._usr_index[a] for a in self._delexicalised(user_acts) if a in self._usr_index]
+        nz.extend(SYSTEM_OFFSET + self._sys_index[a]
+                  for a in self._delexicalised(prev_system_acts) if a in self._sys_index)
+        for i, (domain, slot) in enumerate(BELIEF_SLOTS):
+            if belief_state[domain]["semi"].get(slot):
+                nz.append(BELIEF_OFFSET + i)
+        for i, domain in enumerate(DB_DOMAINS):
+            if belief_state[domain.lower()]["book"]["booked"]:
+                nz.append(BOOKED_OFFSET + i)
+        for i, domain in enumerate(DB_DOMAINS):
+            count = len(self.entities(domain, belief_state))
+            nz.append(DB_OFFSET + DB_BUCKETS * i + bucket(count))
+        if terminated:
+            nz.append(TERMINATED_INDEX)
+        return sorted(set(nz))
+
+    def state_vector(
+        self,
+        belief_state: BeliefState,
+        user_acts: Iterable[Sequence[str]],
+        prev_system_acts: Iterable[Sequence[str]],
+        terminated: bool = False,
+    ) -> np.ndarray:
+        vec = np.zeros(STATE_DIM, dtype=np.float32)
+        vec[self.state_indices(belief_state, user_acts, prev_system_acts, terminated)] = 1.0
+        return vec
+
+    def entities(self, domain: str, belief_state: BeliefState, rng: random.Random | None = None):
+        """Records matching the belief state's informable slots of ``domain`` (``Hotel`` or ``hotel``)."""
+        key = domain.lower()
+        return self.db.query(key, tuple(belief_state[key]["semi"].items()), rng=rng)
+
+    # ---- lexicalisation ---------------------------------------------------------------------------------
+
+    def action_to_acts(
+        self,
+        action: np.ndarray | Iterable[int],
+        belief_state: BeliefState,
+        rng: random.Random,
+        cur_domain: str | None = None,
+    ) -> list[Act]:
+        """Lexicalised acts of a 209-dim 0/1 vector (entries equal to 1 count) or of vocabulary indices."""
+        if isinstance(action, np.ndarray) and action.shape == (ACTION_DIM,):
+            indices = np.flatnonzero(action == 1).tolist()
+        else:
+            indices = sorted(set(int(i) for i in action))
+        groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for i in indices:
+            domain, intent, slot, value = self._sys_parts[i]
+            groups.setdefault((domain, intent), []).append((slot, value))
+
+        entities: dict[str, Sequence[Mapping[str, Any]]] = {}
+        for domain, _ in groups:
+            if domain not in entities and domain not in UNQUERIED_DOMAINS:
+                entities[domain] = self.entities(domain, belief_state, rng)
+        if cur_domain and cur_domain not in entities:
+            entities[cur_domain] = self.entities(cur_domain, belief_state, rng)
+
+        acts: list[Act] = []
+        for (domain, intent), pairs in groups.items():
+            values = self._lexicalise_group(domain, intent, pairs, entities, belief_state, cur_domain)
+            acts.extend([intent, domain, slot, value] for (slot, _), value in zip(pairs, values, strict=True))
+        return acts
+
+    def _lexicalise_group(
+        self,
+        domain: str,
+        intent: str,
+        pairs: list[tuple[str, str]],
+        entities: Mapping[str, Sequence[Mapping[str, Any]]],
+        belief_state: BeliefState,
+        cur_domain: str | None,
+    ) -> list[Any]:
+        values = [value for _, value in pairs]
+        if domain == "general":
+            return values
+        if intent in self._requestable:
+            return ["?"] * len(pairs)
+        booking = domain == "Booking"
+        if booking:
+            if not cur_domain:
+                return values
+            domain = cur_domain
+        if intent.lower() in NEGATIVE_INTENTS:
+            slots = belief_state[domain.lower()]["book" if booking else "semi"]
+            fields = SYSTEM_ACT_SLOT["Booking" if booking else domain]
+            return [self._from_belief(slots, fields, s, v) for s, v in pairs]
+        found = entities[domain]
+        fields = SYSTEM_ACT_SLOT[domain]
+        out = []
+        for slot, value in pairs:
+            if value == "none":
+                out.append(value)
+            elif slot.lower() == "choice":
+                out.append(str(len(found)))
+            else:
+                n = int(value) - 1
+                field = fields.get(slot)
+                if n < len(found) and field in found[n]:
+                    out.append(found[n][field])
+                else:
+                    out.append("none")
+        return out
+
+    @staticmethod
+    def _from_belief(slots: Mapping[str, Any], fields: Mapping[str, str | None], slot: str, value: str):
+        """A NoOffer/NoBook value: the belief's value of the slot; an unknown slot says ``none``."""
+        if slot not in fields:
+            return "none"
+        return slots.get(fields[slot], value)
+
+
+def compare_vector(dialogue: Mapping[str, Any], vectoriser: Vectoriser) -> tuple[int, int, dict | None]:
+    """Replay one recorded dialogue through ``vectoriser``: (turns matched, turns, first mismatch or None).
+
+    Every turn checks the state vector (user acts, previous round's system acts, belief state) against
+    ``state_vec_nz`` and the system acts against ``sys_act_vec_nz``; random-policy turns also lexicalise
+    ``random_choice`` with the RNG at ``rng_before_sys`` and check ``sys`` and the RNG position reached.
+    """
+    seed = dialogue["seed"]
+    turns = dialogue["turns"]
+    matched, first, domain, previous = 0, None, None, []
+    for k, turn in enumerate(turns):
+        domain = current_domain(turn["user"], domain)
+        checks = [
+            ("state_vec_nz", turn["state_vec_nz"],
+             vectoriser.state_indices(turn["belief_state"], turn["user"], previous, turn["terminated"])),
+            ("sys_act_vec_nz", turn["sys_act_vec_nz"], vectoriser.action_indices(turn["sys"])),
+        ]
+        if turn.get("random_choice") is not None:
+            rng = rng_at(seed, turn["rng_before_sys"])
+            acts = vectoriser.action_to_acts(turn["random_choice"], turn["belief_state"], rng, domain)
+            checks.append(("sys", turn["sys"], acts))
+            if k + 1 < len(turns):
+                checks.append(("rng_before_user (next turn)", turns[k + 1]["rng_before_user"],
+                               rng_position(rng, seed)))
+        failed = [(field, want, got) for field, want, got in checks if want != got]
+        if not failed:
+            matched += 1
+        elif first is None:
+            field, want, got = failed[0]
+            first = {"seed": seed, "t": turn["t"], "field": field, "expected": want, "got": got}
+        previous = turn["sys"]
+    return matched, len(turns), first
