@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
+from difflib import SequenceMatcher
 from types import MappingProxyType
 from typing import Any
 
@@ -30,6 +31,7 @@ TIME_COMPARISONS = {
     "leaveAt": lambda wanted, actual: wanted <= actual,  # leave no earlier than wanted
     "arriveBy": lambda wanted, actual: wanted >= actual,  # arrive no later than wanted
 }
+OPEN_SLOTS = ("destination", "departure")  # ignored when a query asks to ignore open slots
 FREE_DOMAINS = ("police",)  # every query returns the whole table
 MEMO_LIMIT = 200_000
 
@@ -41,6 +43,57 @@ def parse_clock(value: Any) -> int | None:
         return int(hours) * 100 + int(minutes)
     except (AttributeError, ValueError, TypeError):
         return None
+
+
+def partial_ratio(wanted: str, actual: str) -> int:
+    """fuzzywuzzy's ``partial_ratio`` (difflib flavour), which ConvLab-2's soft constraints were recorded with.
+
+    rapidfuzz's partial ratio also scores windows that overhang either end of the longer string, and so can
+    accept what fuzzywuzzy rejected (e.g. two different 11-digit phone numbers sharing a prefix).
+    """
+    if wanted == actual:
+        return 100
+    if not wanted or not actual:
+        return 0
+    shorter, longer = (wanted, actual) if len(wanted) <= len(actual) else (actual, wanted)
+    best = 0.0
+    for short_start, long_start, _ in SequenceMatcher(None, shorter, longer).get_matching_blocks():
+        start = max(long_start - short_start, 0)
+        ratio = SequenceMatcher(None, shorter, longer[start : start + len(shorter)]).ratio()
+        if ratio > 0.995:
+            return 100
+        best = max(best, ratio)
+    return round(100 * best)
+
+
+def fuzzy_match(wanted: str, actual: str, threshold: int) -> bool:
+    """``partial_ratio(wanted, actual) >= threshold``, skipping the slow difflib ratios rapidfuzz rules out.
+
+    rapidfuzz scores an optimal (LCS) alignment, which bounds difflib's greedy one from above: its partial ratio
+    (for needles up to 64 characters, over a superset of fuzzywuzzy's windows) bounds the whole score, its plain
+    ratio bounds each window's.
+    """
+    if wanted == actual or not wanted or not actual:
+        return partial_ratio(wanted, actual) >= threshold
+    if min(len(wanted), len(actual)) <= 64 and fuzz.partial_ratio(wanted, actual) < threshold - 1:
+        return False
+    shorter, longer = (wanted, actual) if len(wanted) <= len(actual) else (actual, wanted)
+    tried = set()
+    for short_start, long_start, _ in SequenceMatcher(None, shorter, longer).get_matching_blocks():
+        start = max(long_start - short_start, 0)
+        if start in tried:
+            continue
+        tried.add(start)
+        window = longer[start : start + len(shorter)]
+        if fuzz.ratio(shorter, window) < threshold - 1:
+            continue
+        ratio = SequenceMatcher(None, shorter, window).ratio()
+        if ratio > 0.995 or round(100 * ratio) >= threshold:
+            return True
+    return False
+
+
+_FUZZY_MEMO: dict[tuple[str, str, int], bool] = {}
 
 
 def is_no_constraint(value: Any) -> bool:
@@ -57,50 +110,70 @@ class _Table:
         )
         self.all_mask = (1 << len(records)) - 1
         self._lower_keys = [{k.lower() for k in record} for record in records]
-        self._field_index: dict[str, tuple[int, dict[str, int]]] = {}
+        self._field_index: dict[str, tuple[int, dict[str, int], list[str | None]]] = {}
         self._mask_memo: dict[tuple, int] = {}
 
-    def _index(self, key: str) -> tuple[int, dict[str, int]]:
-        """(mask of records a hard constraint on ``key`` always keeps, {normalised value: mask})."""
+    def _index(self, key: str) -> tuple[int, dict[str, int], list[str | None]]:
+        """For ``key``: (mask of records any comparison keeps, {normalised value: mask}, each record's value).
+
+        A record is always kept when it lacks the field, its value is no string, or its value is ``?``.
+        """
         if key not in self._field_index:
-            always, by_value = 0, {}
+            always, by_value, norms = 0, {}, []
             for i, record in enumerate(self.records):
-                bit = 1 << i
                 value = record.get(key)
                 if key.lower() not in self._lower_keys[i] or not isinstance(value, str) or value.strip() == "?":
-                    always |= bit
+                    always |= 1 << i
+                    norms.append(None)
                 else:
                     norm = value.strip().lower()
-                    by_value[norm] = by_value.get(norm, 0) | bit
-            self._field_index[key] = (always, by_value)
+                    by_value[norm] = by_value.get(norm, 0) | (1 << i)
+                    norms.append(norm)
+            self._field_index[key] = (always, by_value, norms)
         return self._field_index[key]
 
-    def constraint_mask(self, key: str, value: Any, soft: bool, fuzzy_ratio: int, ignore_open: bool) -> int:
+    def constraint_mask(self, key: str, value: Any, fuzzy_ratio: int, ignore_open: bool) -> int:
+        """Records a hard constraint keeps (memoised per constraint)."""
         if is_no_constraint(value):
             return self.all_mask
-        memo_key = (key, value, soft, fuzzy_ratio, ignore_open)
+        memo_key = (key, value, ignore_open)
         mask = self._mask_memo.get(memo_key)
         if mask is None:
-            mask = self._compute_mask(key, value, soft, fuzzy_ratio, ignore_open)
+            mask = self._compute_mask(key, value, ignore_open)
             self._mask_memo[memo_key] = mask
         return mask
 
-    def _compute_mask(self, key: str, value: Any, soft: bool, fuzzy_ratio: int, ignore_open: bool) -> int:
+    def _compute_mask(self, key: str, value: Any, ignore_open: bool) -> int:
         if key in TIME_COMPARISONS:
             return self._time_mask(key, value)
-        if ignore_open and key in ("destination", "departure"):
+        if (ignore_open and key in OPEN_SLOTS) or not isinstance(value, str):
             return self.all_mask
-        if not isinstance(value, str):
-            return self.all_mask
+        always, by_value, _ = self._index(key)
+        return always | by_value.get(value.strip().lower(), 0)
+
+    def soft_filter(self, mask: int, key: str, value: Any, fuzzy_ratio: int, ignore_open: bool) -> int:
+        """The records of ``mask`` a fuzzy constraint keeps.
+
+        Only the candidates are scored (fuzzy scores are slow), and each (wanted, actual) pair only once.
+        """
+        if key in TIME_COMPARISONS or is_no_constraint(value) or not isinstance(value, str) or (
+            ignore_open and key in OPEN_SLOTS
+        ):
+            return mask & self.constraint_mask(key, value, fuzzy_ratio, ignore_open)
         wanted = value.strip().lower()
-        always, by_value = self._index(key)
-        if not soft:
-            return always | by_value.get(wanted, 0)
-        mask = always
-        for norm, value_mask in by_value.items():
-            if fuzz.partial_ratio(wanted, norm) >= fuzzy_ratio:
-                mask |= value_mask
-        return mask
+        always, _, norms = self._index(key)
+        kept = mask & always
+        candidates = mask & ~always
+        while candidates:
+            low = candidates & -candidates
+            candidates ^= low
+            pair = (wanted, norms[low.bit_length() - 1], fuzzy_ratio)
+            matched = _FUZZY_MEMO.get(pair)
+            if matched is None:
+                matched = _FUZZY_MEMO[pair] = fuzzy_match(*pair)
+            if matched:
+                kept |= low
+        return kept
 
     def _time_mask(self, key: str, value: Any) -> int:
         wanted = parse_clock(value)
@@ -186,9 +259,9 @@ class Database:
         for slot, value in constraints:
             if slot == "area" and value == "center":
                 value = "centre"
-            mask &= table.constraint_mask(slot, value, False, fuzzy_ratio, ignore_open)
+            mask &= table.constraint_mask(slot, value, fuzzy_ratio, ignore_open)
         for slot, value in soft_constraints:
-            mask &= table.constraint_mask(slot, value, True, fuzzy_ratio, ignore_open)
+            mask = table.soft_filter(mask, slot, value, fuzzy_ratio, ignore_open)
         result = table.select(mask)
         if key is not None:
             if len(self._memo) >= MEMO_LIMIT:

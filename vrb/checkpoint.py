@@ -1,0 +1,201 @@
+"""Atomic, self-checking checkpoints that carry everything needed to resume a run bit-for-bit.
+
+File layout: one header line ``VRBCKPT <format> <sha256 of payload>\\n`` followed by a ``torch.save`` payload.
+The digest turns any truncation or damaged byte into a clear error instead of silently wrong weights; the
+payload holds only tensors and plain Python values, so it is read with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import logging
+import os
+import random
+import subprocess
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vrb.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MAGIC = b"VRBCKPT"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REQUIRED_FIELDS = ("config", "epoch", "state", "rng_states", "data_checksums", "code_version")
+
+Rng = random.Random | np.random.RandomState | np.random.Generator | torch.Generator
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupt or from an incompatible version; the message says which."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    config: dict[str, Any]
+    epoch: int
+    state: dict[str, Any]  # name -> state_dict (networks, optimisers, estimator with phi, samplers)
+    rng_states: dict[str, Any]
+    data_checksums: dict[str, str]
+    code_version: dict[str, str]
+    path: Path
+
+    def train_config(self) -> TrainConfig:
+        try:
+            return TrainConfig.from_dict(self.config)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {self.path} has a config this vrb cannot use: {exc}") from exc
+
+
+@functools.cache
+def code_version() -> dict[str, str]:
+    """Package version, and ``git describe`` of the source tree when it is a git checkout."""
+    try:
+        package = metadata.version("vrb")
+    except metadata.PackageNotFoundError:
+        with open(REPO_ROOT / "pyproject.toml", "rb") as f:
+            package = tomllib.load(f)["project"]["version"]
+    try:
+        git = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty", "--tags"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        git = ""
+    return {"package": package, "git": git}
+
+
+def capture_rng_states(rngs: Mapping[str, Rng]) -> dict[str, Any]:
+    """Serialisable states of named generators, plus torch's global CPU generator (weight initialisation)."""
+    states: dict[str, Any] = {"torch_global": {"kind": "torch", "state": torch.get_rng_state()}}
+    for name, rng in rngs.items():
+        if isinstance(rng, random.Random):
+            states[name] = {"kind": "python", "state": rng.getstate()}
+        elif isinstance(rng, np.random.RandomState):
+            legacy = rng.get_state(legacy=False)
+            legacy["state"] = {"key": legacy["state"]["key"].tolist(), "pos": legacy["state"]["pos"]}
+            states[name] = {"kind": "numpy_legacy", "state": legacy}
+        elif isinstance(rng, np.random.Generator):
+            states[name] = {"kind": "numpy", "state": rng.bit_generator.state}
+        elif isinstance(rng, torch.Generator):
+            states[name] = {"kind": "torch", "state": rng.get_state()}
+        else:
+            raise TypeError(
+                f"rng {name!r} is a {type(rng).__name__}; expected random.Random, numpy or torch generator"
+            )
+    return states
+
+
+def restore_rng_states(rngs: Mapping[str, Rng], states: Mapping[str, Any]) -> None:
+    """Move every named generator (and torch's global one) back to its saved position."""
+    torch.set_rng_state(states["torch_global"]["state"])
+    for name, rng in rngs.items():
+        if name not in states:
+            raise CheckpointError(f"checkpoint has no state for rng {name!r}; it saved {sorted(states)}")
+        kind, state = states[name]["kind"], states[name]["state"]
+        if isinstance(rng, random.Random) and kind == "python":
+            rng.setstate(_as_tuples(state))
+        elif isinstance(rng, np.random.RandomState) and kind == "numpy_legacy":
+            inner = {"key": np.asarray(state["state"]["key"], dtype=np.uint32), "pos": state["state"]["pos"]}
+            rng.set_state({**state, "state": inner})
+        elif isinstance(rng, np.random.Generator) and kind == "numpy":
+            rng.bit_generator.state = state
+        elif isinstance(rng, torch.Generator) and kind == "torch":
+            rng.set_state(state)
+        else:
+            raise CheckpointError(
+                f"rng {name!r} is a {type(rng).__name__} but the checkpoint saved a {kind} state"
+            )
+
+
+def _as_tuples(value: Any) -> Any:
+    """random.Random.setstate needs tuples; a round trip may hand back lists."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    config: TrainConfig,
+    epoch: int,
+    state: Mapping[str, Any],
+    rngs: Mapping[str, Rng] | None = None,
+    data_checksums: Mapping[str, str] | None = None,
+) -> Path:
+    """Write atomically: a crash leaves either the old file or the new one, never half of one."""
+    path = Path(path)
+    payload = {
+        "config": config.to_dict(),
+        "epoch": epoch,
+        "state": dict(state),
+        "rng_states": capture_rng_states(rngs or {}),
+        "data_checksums": dict(data_checksums or {}),
+        "code_version": code_version(),
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    body = buffer.getvalue()
+    header = b"%s %d %s\n" % (MAGIC, FORMAT_VERSION, hashlib.sha256(body).hexdigest().encode())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header)
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as f:
+        header, body = f.readline(), f.read()
+    parts = header.split()
+    if len(parts) != 3 or parts[0] != MAGIC or not parts[1].isdigit():
+        raise CheckpointError(f"{path} is not a vrb checkpoint (bad header)")
+    if int(parts[1]) != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} uses format {int(parts[1])}; "
+            f"this vrb ({code_version()['package']}) reads format {FORMAT_VERSION}"
+        )
+    if hashlib.sha256(body).hexdigest().encode() != parts[2]:
+        raise CheckpointError(f"checkpoint {path} is corrupt (sha256 mismatch: truncated or damaged)")
+    try:
+        payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad payload
+        raise CheckpointError(
+            f"checkpoint {path} payload is unreadable ({type(exc).__name__}: {exc})"
+        ) from exc
+    missing = [name for name in REQUIRED_FIELDS if name not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}; it was not written by vrb.checkpoint")
+    saved_version = payload["code_version"].get("package")
+    if saved_version != code_version()["package"]:
+        logger.warning(
+            "checkpoint %s was written by vrb %s, this is vrb %s",
+            path,
+            saved_version,
+            code_version()["package"],
+        )
+    return Checkpoint(path=path, **{name: payload[name] for name in REQUIRED_FIELDS})
