@@ -15,6 +15,10 @@ hence the dialogue) does not depend on the mode.
 Spaces: observation ``MultiBinary(340)`` (int8; layout in ``envs.multiwoz.vector``; the last entry marks the
 state in which the user ended the dialogue, as the recorded traces and the corpus expert data have it), action
 ``MultiBinary(209)`` (any integer or bool dtype; entries must be 0 or 1).
+
+``info`` of every step: ``dialogue_seed``, ``round``, ``user_acts``, ``sys_acts``, ``belief_state`` (a copy),
+``eval_reward`` and ``user_reward`` (both rewards, whatever the mode); the step that ends the dialogue adds
+``metrics``, the evaluator's ``DialogueMetrics`` (both metric definitions).
 """
 
 from __future__ import annotations
@@ -170,8 +174,7 @@ class DialogueEnv(gym.Env[np.ndarray, np.ndarray]):
         truncated = not terminated and self.rounds >= self.max_rounds
         self._over = terminated or truncated
         if self._over:
-            metrics = self.evaluator.dialogue_metrics(self.rounds, terminated, self.rng)
-            info["metrics"] = dataclasses.asdict(metrics) | {"turns": metrics.turns}
+            info["metrics"] = self.evaluator.dialogue_metrics(self.rounds, terminated, self.rng)
         return observation, self._reward(eval_reward), terminated, truncated, info
 
     @property

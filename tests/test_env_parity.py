@@ -5,6 +5,8 @@ the rule-policy trace drives ``step_acts`` with our rule policy sharing the dial
 ConvLab-2's policy shared the global one.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -47,7 +49,7 @@ def replay(env: DialogueEnv, dialogue: dict, rule_policy: RulePolicy | None) -> 
         if reward != turns[t + 1]["reward_eval"]:
             problems.append(f"turn {t} reward")
     if not problems:
-        final, metrics = dialogue["final"], info.get("metrics", {})
+        final, metrics = dialogue["final"], dataclasses.asdict(info["metrics"])
         if (terminated or truncated) != True:  # noqa: E712
             problems.append("episode did not end where the trace ends")
         problems += [f"final {name}" for name in FINAL_FIELDS if metrics.get(name) != final[name]]

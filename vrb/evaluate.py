@@ -1,0 +1,211 @@
+"""Score a dialogue policy on seeded simulated dialogues: ``python -m vrb.evaluate``.
+
+Both metric definitions are reported (see ``envs.multiwoz.evaluator``): ConvLab-2's (success with the final
+database check, per-dialogue means) and the GDPL/VRB papers' (success = match 1 and inform recall 1, pooled
+inform F1, match over bookable domains, turns = rounds).
+
+    python -m vrb.evaluate --checkpoint runs/vrb-agenda-s0/best.pt --simulator agenda --dialogues 1000
+    python -m vrb.evaluate --policy rule --dialogues 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from envs.dialogue_env import DialogueEnv
+from envs.multiwoz.evaluator import DialogueMetrics, summarize
+from envs.multiwoz.nlg import TemplateNLG
+from envs.multiwoz.rule_policy import RulePolicy
+from vrb.checkpoint import CheckpointError, load_checkpoint
+from vrb.policy import MultiLabelPolicy
+
+logger = logging.getLogger(__name__)
+
+TABLE_ROWS = (  # (label, ConvLab-2 key, papers' key)
+    ("turns", "turns", "paper_turns"),
+    ("match (book rate)", "book_rate", "paper_match"),
+    ("inform precision", "inform_precision", "paper_inform_precision"),
+    ("inform recall", "inform_recall", "paper_inform_recall"),
+    ("inform F1", "inform_f1", "paper_inform_f1"),
+    ("success", "success", "paper_success"),
+)
+
+
+class Agent(Protocol):
+    """A system policy: a 209-act 0/1 vector (neural policies) or lexicalised acts (rule policy)."""
+
+    def reset(self) -> None: ...
+
+    def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray | list[list[str]]: ...
+
+
+class NeuralAgent:
+    """The multi-label policy acting greedily (every act with p > 0.5), as at test time in GDPL."""
+
+    def __init__(self, policy: MultiLabelPolicy):
+        self.policy = policy.eval()
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray:
+        state = torch.as_tensor(observation, dtype=torch.float32).unsqueeze(0)
+        return self.policy.greedy(state)[0].to(torch.int8).numpy()
+
+
+class RuleAgent:
+    """ConvLab-2's handcrafted system policy; it shares the dialogue's random stream, as in ConvLab-2."""
+
+    def __init__(self, env: DialogueEnv):
+        self.policy = RulePolicy(env.world.db)
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def act(self, env: DialogueEnv, observation: np.ndarray) -> list[list[str]]:
+        return self.policy.act(env.state, env.rng)
+
+
+@dataclasses.dataclass
+class EvalResult:
+    summary: dict[str, Any]
+    dialogues: list[dict[str, Any]]
+    transcripts: list[list[tuple[str, list]]]
+
+
+def run_dialogues(
+    agent: Agent,
+    env: DialogueEnv,
+    seeds: Sequence[int],
+    *,
+    keep_transcripts: int = 0,
+    progress: bool = False,
+) -> EvalResult:
+    """One dialogue per seed; the evaluator's metrics of each and their summary."""
+    metrics: list[DialogueMetrics] = []
+    transcripts: list[list[tuple[str, list]]] = []
+    for seed in tqdm(seeds, desc="evaluate", disable=not progress, leave=False):
+        observation, _ = env.reset(seed=int(seed))
+        agent.reset()
+        done, info = False, {}
+        while not done:
+            action = agent.act(env, observation)
+            step = env.step_acts if isinstance(action, list) else env.step
+            observation, _, terminated, truncated, info = step(action)
+            done = terminated or truncated
+        metrics.append(info["metrics"])
+        if len(transcripts) < keep_transcripts:
+            transcripts.append(list(env.transcript))
+    per_dialogue = [{"seed": int(seed), **dataclasses.asdict(m)} for seed, m in zip(seeds, metrics, strict=True)]
+    return EvalResult(summarize(metrics), per_dialogue, transcripts)
+
+
+def confidence_interval(values: Sequence[float]) -> float:
+    """Half-width of the normal-approximation 95% interval of the mean."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return float("nan")
+    return 1.96 * float(np.std(values, ddof=1)) / math.sqrt(len(values))
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    def cell(value: Any) -> str:
+        return "  n/a" if value is None else f"{value:7.3f}"
+
+    lines = [f"{'metric':<20} {'ConvLab-2':>10} {'papers':>10}"]
+    lines += [f"{label:<20} {cell(summary[ours]):>10} {cell(summary[paper]):>10}" for label, ours, paper in TABLE_ROWS]
+    return "\n".join(lines)
+
+
+def render_transcript(transcript: list[tuple[str, list]], nlg: dict[str, TemplateNLG]) -> str:
+    lines = []
+    for speaker, acts in transcript:
+        side = "user" if speaker == "user" else "system"
+        lines.append(f"{speaker:>4}: {nlg[side].generate(acts)}")
+        lines.append(f"      {acts}")
+    return "\n".join(lines)
+
+
+def load_policy(path: str | Path) -> tuple[MultiLabelPolicy, dict]:
+    checkpoint = load_checkpoint(path)
+    config = checkpoint.train_config()
+    policy = MultiLabelPolicy(hidden_sizes=config.policy_hidden)
+    if "policy" not in checkpoint.state:
+        raise CheckpointError(f"checkpoint {path} holds no policy weights")
+    policy.load_state_dict(checkpoint.state["policy"])
+    return policy, checkpoint.config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vrb.evaluate", description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint written by vrb.train")
+    source.add_argument("--policy", choices=["rule"], help="a built-in policy instead of a checkpoint")
+    parser.add_argument("--simulator", default="agenda", choices=["agenda", "vhus"])
+    parser.add_argument("--dialogues", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0, help="first dialogue seed (dialogues use seed, seed+1, ...)")
+    parser.add_argument("--transcripts", type=int, default=3, help="readable transcripts to print")
+    parser.add_argument("--out", help="JSON file for the summary and per-dialogue metrics")
+    parser.add_argument("--data-dir")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.dialogues <= 0:
+        parser.error(f"--dialogues {args.dialogues}: expected a positive number")
+    try:
+        env = DialogueEnv(simulator=args.simulator, data_dir=args.data_dir)
+        if args.checkpoint:
+            policy, config = load_policy(args.checkpoint)
+            agent: Agent = NeuralAgent(policy)
+            source = {"checkpoint": str(args.checkpoint), "config": config}
+        else:
+            agent, source = RuleAgent(env), {"policy": args.policy}
+    except (CheckpointError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    seeds = range(args.seed, args.seed + args.dialogues)
+    result = run_dialogues(agent, env, seeds, keep_transcripts=args.transcripts, progress=True)
+    summary = result.summary | {
+        "success_ci95": confidence_interval([d["success"] for d in result.dialogues]),
+        "paper_success_ci95": confidence_interval([d["paper_success"] for d in result.dialogues]),
+    }
+    nlg = {side: TemplateNLG(env.world.data, side=side) for side in ("user", "system")}
+    for i, transcript in enumerate(result.transcripts):
+        print(f"--- dialogue seed {args.seed + i} ---")
+        print(render_transcript(transcript, nlg))
+    print(f"\n{args.dialogues} dialogues on the {args.simulator} simulator, seeds {args.seed}..{seeds[-1]}")
+    print(format_table(summary))
+    print(f"success 95% CI: ±{summary['success_ci95']:.3f} (ConvLab-2), ±{summary['paper_success_ci95']:.3f} (papers)")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"source": source, "simulator": args.simulator, "seeds": [args.seed, seeds[-1]],
+                   "summary": summary, "dialogues": result.dialogues}
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=1, default=_jsonable))
+        tmp.replace(out)
+        print(f"wrote {out}")
+    return 0
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

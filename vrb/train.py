@@ -1,0 +1,253 @@
+"""Train a dialogue policy: ``python -m vrb.train --simulator agenda [--algo vrb|gdpl|ppo|mle]``.
+
+The run, top to bottom:
+1. behaviour cloning (MLE) of the policy on corpus (s, a) pairs — the warm start of every RL learner;
+2. for vrb/gdpl: reward-estimator pretraining against the MLE policy;
+3. per epoch: sample ``steps_per_epoch`` steps from fresh dialogues → (vrb/gdpl) update the estimator on
+   expert vs policy transitions and replace the rewards by r = f(s, a, s') − log π(a|s) → PPO update →
+   every ``eval_every`` epochs a greedy evaluation on fixed validation dialogues → TensorBoard → checkpoint.
+
+Outputs in ``--out`` (default ``runs/ALGO-SIMULATOR-sSEED``): TensorBoard events, ``config.json``,
+``last.pt`` (every epoch; ``--resume`` continues from it), ``best.pt`` (best validation success), ``mle.pt``,
+``results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from envs.dialogue_env import DialogueEnv
+from envs.multiwoz import data as mw_data
+from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
+from vrb.checkpoint import CheckpointError, load_checkpoint, restore_rng_states, save_checkpoint
+from vrb.config import TrainConfig
+from vrb.evaluate import NeuralAgent, run_dialogues
+from vrb.expert import ExpertData, load_expert
+from vrb.logger import RunLogger
+from vrb.mle import act_scores, behaviour_cloning_from_config
+from vrb.policy import MultiLabelPolicy, ValueNet
+from vrb.ppo import PPO, RolloutBuffer
+from vrb.reward import ExpertSampler, RewardEstimator, make_estimator, pretrain_estimator
+from vrb.sampling import collect, epoch_seeds, make_vector_env
+
+logger = logging.getLogger("vrb.train")
+
+VALIDATION_SEED_BASE = 1_000_000  # validation dialogues never share seeds with vrb.evaluate's defaults
+MLE_HOLDOUT_FRACTION = 0.1  # of the training split's dialogues, for choosing the MLE epoch
+
+
+class UsageError(ValueError):
+    """Bad command-line input: reported in one line, exit code 2."""
+
+
+# -- the stages ---------------------------------------------------------------------------------------------
+
+
+def clone_behaviour(
+    policy: MultiLabelPolicy, expert: ExpertData, test: ExpertData, cfg: TrainConfig, gen: torch.Generator,
+    tb: RunLogger,
+) -> dict[str, float]:
+    """MLE on the training split (a dialogue-level hold-out picks the epoch); act scores on the test split."""
+    holdout = np.asarray(expert.dialogue_index) % round(1 / MLE_HOLDOUT_FRACTION) == 0
+    history = behaviour_cloning_from_config(
+        policy, expert.states[~holdout], expert.actions[~holdout], expert.states[holdout],
+        expert.actions[holdout], cfg, gen,
+    )
+    for record in history:
+        tb.scalars("mle", {k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
+    with torch.no_grad():
+        scores = act_scores(policy.greedy(torch.as_tensor(test.states)), torch.as_tensor(test.actions))
+    result = {"test_precision": scores.precision, "test_recall": scores.recall, "test_f1": scores.f1}
+    tb.scalars("mle", result, len(history))
+    logger.info("MLE on %s: test act precision %.3f recall %.3f F1 %.3f", expert.split, *result.values())
+    return result
+
+
+def validate(policy: MultiLabelPolicy, env: DialogueEnv, dialogues: int) -> dict[str, Any]:
+    seeds = range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + dialogues)
+    return run_dialogues(NeuralAgent(policy), env, seeds).summary
+
+
+def learned_rewards(estimator: RewardEstimator, expert: ExpertSampler, buffer: RolloutBuffer) -> dict[str, float]:
+    """Update the estimator on this epoch's transitions, then relabel them with r = f − log π."""
+    batch = buffer.transitions()
+    stats = estimator.update(expert.sample(len(batch)), batch)
+    rewards = estimator.reward(batch.states, batch.actions, batch.next_states, buffer.flat_log_probs())
+    buffer.set_rewards(rewards)
+    return stats | {"reward_mean": rewards.mean().item()}
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
+    torch.set_num_threads(cfg.torch_threads)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    data = mw_data.load(cfg.data_dir or None)
+    checksums = mw_data.verify(data.root)
+    expert = load_expert(data, data.training_split())
+    test = load_expert(data, "test")
+    logger.info("expert data: %d transitions from the %s split (test: %d)", len(expert.states), expert.split,
+                len(test.states))
+
+    policy = MultiLabelPolicy(STATE_DIM, ACTION_DIM, cfg.policy_hidden).to(cfg.device)
+    value = ValueNet(STATE_DIM, cfg.value_hidden).to(cfg.device)
+    ppo = PPO.from_config(policy, value, cfg, gen)
+    estimator = make_estimator(cfg, STATE_DIM, ACTION_DIM, gen) if cfg.learns_reward else None
+    expert_sampler = ExpertSampler(expert.to_transitions(), gen)
+    eval_env = DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir or None)
+
+    start_epoch, best, record = 0, {"success": -1.0}, {"training_split": expert.split}
+    last_path = out / "last.pt"
+    if resume:
+        checkpoint = load_checkpoint(last_path)
+        saved = checkpoint.train_config()
+        if saved.algo != cfg.algo or saved.simulator != cfg.simulator or saved.seed != cfg.seed:
+            raise UsageError(f"{last_path} is a {saved.algo}/{saved.simulator}/seed {saved.seed} run; "
+                             f"cannot resume it as {cfg.algo}/{cfg.simulator}/seed {cfg.seed}")
+        policy.load_state_dict(checkpoint.state["policy"])
+        value.load_state_dict(checkpoint.state["value"])
+        ppo.load_state_dict(checkpoint.state["ppo"])
+        expert_sampler.load_state_dict(checkpoint.state["expert_sampler"])
+        if estimator is not None:
+            estimator.load_state_dict(checkpoint.state["estimator"])
+        restore_rng_states(checkpoint.rng_states, {"torch": gen})
+        start_epoch, best, record = checkpoint.epoch + 1, checkpoint.state["best"], checkpoint.state["record"]
+        logger.info("resuming %s at epoch %d", last_path, start_epoch)
+    tb = RunLogger(out, purge_step=start_epoch if resume else None)
+
+    def save(path: Path, epoch: int) -> None:
+        state = {"policy": policy.state_dict(), "value": value.state_dict(), "ppo": ppo.state_dict(),
+                 "expert_sampler": expert_sampler.state_dict(), "best": best, "record": record}
+        if estimator is not None:
+            state["estimator"] = estimator.state_dict()
+        save_checkpoint(path, config=cfg, epoch=epoch, state=state, rngs={"torch": gen}, data_checksums=checksums)
+
+    if not resume:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        if cfg.pretrained_policy:
+            policy.load_state_dict(load_checkpoint(cfg.pretrained_policy).state["policy"])
+            logger.info("policy starts from %s", cfg.pretrained_policy)
+        else:
+            record["mle"] = clone_behaviour(policy, expert, test, cfg, gen, tb)
+        best = {"epoch": -1, **validate(policy, eval_env, cfg.eval_dialogues)}
+        record["start"] = best
+        tb.scalars("eval", best, 0)
+        logger.info("start policy: validation success %.3f (papers %.3f)", best["success"], best["paper_success"])
+        save(out / "mle.pt", -1)
+        save(out / "best.pt", -1)
+
+    if cfg.algo != "mle":
+        vec_env = make_vector_env(cfg.simulator, cfg.num_envs, reward_mode="none" if estimator else "evaluator",
+                                  data_dir=cfg.data_dir or None)
+        buffer = RolloutBuffer(cfg.steps_per_env, cfg.num_envs, STATE_DIM, ACTION_DIM, cfg.device)
+        if estimator is not None and not resume and cfg.estimator_pretrain_epochs:
+            pretrain_rounds = itertools.count(1)
+
+            def sample_start_policy() -> Any:
+                collect(vec_env, policy, buffer, epoch_seeds(cfg.seed, -next(pretrain_rounds), cfg.num_envs), gen)
+                return buffer.transitions()
+
+            for i, stats in enumerate(pretrain_estimator(estimator, expert_sampler, sample_start_policy,
+                                                         cfg.estimator_pretrain_epochs)):
+                tb.scalars("estimator_pretrain", stats, i)
+        progress = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.algo} on {cfg.simulator}",
+                        initial=start_epoch, total=cfg.epochs)
+        for epoch in progress:
+            started = time.perf_counter()
+            episodes = collect(vec_env, policy, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
+            sampled = time.perf_counter()
+            if estimator is not None:
+                tb.scalars("estimator", learned_rewards(estimator, expert_sampler, buffer), epoch + 1)
+            tb.scalars("ppo", ppo.update(buffer), epoch + 1)
+            tb.scalars("rollout", episodes.summary(), epoch + 1)
+            elapsed = time.perf_counter() - started
+            tb.scalars("perf", {"steps_per_s": cfg.steps_per_epoch / elapsed,
+                                "sampling_steps_per_s": cfg.steps_per_epoch / (sampled - started)}, epoch + 1)
+            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                scores = validate(policy, eval_env, cfg.eval_dialogues)
+                tb.scalars("eval", scores, epoch + 1)
+                progress.set_postfix(success=f"{scores['success']:.3f}", best=f"{max(best['success'], scores['success']):.3f}")
+                if scores["success"] > best["success"]:
+                    best = {"epoch": epoch, **scores}
+                    save(out / "best.pt", epoch)
+            save(last_path, epoch)
+        vec_env.close()
+
+    record["best"] = best
+    record["final"] = validate(policy, eval_env, cfg.eval_dialogues)
+    tb.hparams(cfg.hparams(), {f"best_{k}": v for k, v in best.items()})
+    tb.close()
+    results = out / "results.json"
+    results.write_text(json.dumps(record, indent=1, default=float))
+    logger.info("best validation success %.3f at epoch %d; results in %s", best["success"], best["epoch"], results)
+    return record
+
+
+# -- command line -------------------------------------------------------------------------------------------
+
+
+def parse_config(argv: Sequence[str] | None) -> tuple[TrainConfig, Path, bool]:
+    parser = argparse.ArgumentParser(prog="python -m vrb.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--simulator", default="agenda", help="agenda or vhus")
+    parser.add_argument("--algo", default="vrb", help="vrb, gdpl, ppo or mle")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--steps-per-epoch", type=int)
+    parser.add_argument("--num-envs", type=int)
+    parser.add_argument("--ic", type=float, help="VRB's information bound I_c")
+    parser.add_argument("--out", help="run folder (default runs/ALGO-SIMULATOR-sSEED)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="any TrainConfig field, e.g. --set eval_every=10 (JSON values)")
+    args = parser.parse_args(argv)
+    values: dict[str, Any] = {"simulator": args.simulator, "algo": args.algo, "seed": args.seed}
+    for flag, field in (("epochs", "epochs"), ("steps_per_epoch", "steps_per_epoch"), ("num_envs", "num_envs"),
+                        ("ic", "ic"), ("data_dir", "data_dir")):
+        if getattr(args, flag) is not None:
+            values[field] = getattr(args, flag)
+    for item in args.set:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set {item!r}: expected FIELD=VALUE")
+        try:
+            values[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[name] = raw
+    cfg = TrainConfig.from_dict(values)
+    out = Path(args.out or f"runs/{cfg.algo}-{cfg.simulator}-s{cfg.seed}")
+    if args.resume and not (out / "last.pt").is_file():
+        raise UsageError(f"--resume: {out / 'last.pt'} does not exist (nothing to resume)")
+    if not args.resume and (out / "last.pt").is_file():
+        raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    return cfg.replace(out_dir=str(out)), out, args.resume
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg, out, resume = parse_config(argv)
+        train(cfg, out, resume)
+    except (UsageError, ValueError, CheckpointError, mw_data.DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
