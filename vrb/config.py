@@ -10,7 +10,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-ALGOS = ("vrb", "gdpl", "ppo", "mle")
+CORE_ALGOS = ("vrb", "gdpl", "ppo", "mle")  # trained by vrb.train itself
+BASELINE_ALGOS = ("acer", "aldm", "gp_mbcm")  # each trained by baselines/NAME.py's train(cfg, out, resume)
+ALGOS = CORE_ALGOS + BASELINE_ALGOS
 SIMULATORS = ("agenda", "vhus")
 DEVICES = ("cpu", "cuda")
 

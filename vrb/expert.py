@@ -33,7 +33,7 @@ import torch
 
 from envs.multiwoz.data import MultiWozData, read_checksums, sha256_of, user_cache_dir
 from envs.multiwoz.db import Database
-from envs.multiwoz.vector import ACTION_DIM, BELIEF_SLOTS, DB_DOMAINS, STATE_DIM, Vectoriser
+from envs.multiwoz.vector import ACTION_DIM, BELIEF_SLOTS, DB_DOMAINS, STATE_DIM, Act, Vectoriser
 from vrb.ppo import Transitions
 
 logger = logging.getLogger(__name__)
@@ -46,8 +46,6 @@ SPLITS = ("train", "val", "test")
 VECTOR_DATA_FILES = ("sys_da_voc.txt", "usr_da_voc.txt", "trackable_intent.json")
 DB_FILE_PREFIX = "db/"
 BELIEF_DOMAINS = tuple(dict.fromkeys([domain for domain, _ in BELIEF_SLOTS] + [d.lower() for d in DB_DOMAINS]))
-
-Act = list  # [intent, domain, slot, value]
 
 
 @dataclass(frozen=True, eq=False)

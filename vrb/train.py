@@ -15,6 +15,7 @@ Outputs in ``--out`` (default ``runs/ALGO-SIMULATOR-sSEED``): TensorBoard events
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import json
 import logging
@@ -32,7 +33,7 @@ from envs.dialogue_env import DialogueEnv
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
 from vrb.checkpoint import CheckpointError, load_checkpoint, restore_rng_states, save_checkpoint
-from vrb.config import TrainConfig
+from vrb.config import BASELINE_ALGOS, TrainConfig
 from vrb.evaluate import NeuralAgent, run_dialogues
 from vrb.expert import ExpertData, load_expert
 from vrb.logger import RunLogger
@@ -93,6 +94,8 @@ def learned_rewards(estimator: RewardEstimator, expert: ExpertSampler, buffer: R
 
 
 def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
+    if cfg.algo in BASELINE_ALGOS:  # baselines build on vrb, so vrb finds them by name, never imports them
+        return importlib.import_module(f"baselines.{cfg.algo}").train(cfg, out, resume)
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -204,7 +207,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
 def parse_config(argv: Sequence[str] | None) -> tuple[TrainConfig, Path, bool]:
     parser = argparse.ArgumentParser(prog="python -m vrb.train", description=__doc__.splitlines()[0])
     parser.add_argument("--simulator", default="agenda", help="agenda or vhus")
-    parser.add_argument("--algo", default="vrb", help="vrb, gdpl, ppo or mle")
+    parser.add_argument("--algo", default="vrb", help="vrb, gdpl, ppo, mle, or a baseline: acer, aldm, gp_mbcm")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--steps-per-epoch", type=int)
