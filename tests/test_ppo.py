@@ -126,6 +126,7 @@ def test_ppo_update_moves_probability_towards_rewarded_act():
         "approx_kl",
         "clip_fraction",
         "explained_variance",
+        "update_rounds",
     }
     assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
     assert 0.0 <= stats["clip_fraction"] <= 1.0 and stats["approx_kl"] >= 0.0
@@ -141,3 +142,13 @@ def test_ppo_optimiser_state_round_trips():
         other.policy_optimizer.state_dict()["state"].keys()
         == ppo.policy_optimizer.state_dict()["state"].keys()
     )
+
+
+def test_target_kl_stops_the_update_early():
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    policy, value = MultiLabelPolicy(4, 3, (8,)), ValueNet(4, (8,))
+    ppo = PPO(policy, value, policy_lr=0.05, value_lr=1e-3, gamma=0.9, gae_lambda=0.9, clip_coef=0.2,
+              update_epochs=10, minibatch_size=8, ent_coef=0.0, max_grad_norm=10.0, target_kl=1e-6,
+              generator=generator)
+    assert ppo.update(fill_bandit_buffer(policy, generator))["update_rounds"] == 1

@@ -21,6 +21,7 @@ DEVICES = ("cpu", "cuda")
 class TrainConfig:
     algo: str = "vrb"
     simulator: str = "agenda"
+    user_noise: float = 0.0  # probability of each corruption of the user's acts (envs.noise.NoisyUser)
     seed: int = 0
     device: str = "cpu"
     torch_threads: int = 1
@@ -42,6 +43,7 @@ class TrainConfig:
     update_epochs: int = 5
     minibatch_size: int = 32
     ent_coef: float = 0.0
+    target_kl: float = 0.0  # > 0: stop a PPO update early once a round's mean approx. KL exceeds it (0: off)
     max_grad_norm: float = 10.0
     policy_lr: float = 1e-4  # RMSprop
     value_lr: float = 5e-5  # Adam
@@ -54,6 +56,7 @@ class TrainConfig:
     estimator_hidden: int = 50
     estimator_weight_clip: float = 0.02  # GDPL clips every estimator weight to [-c, c] after each step
     estimator_pretrain_epochs: int = 0  # ConvLab-2 starts GDPL without estimator pretraining
+    reward_logpi_coef: float = 1.0  # r = f - c log pi; 1 is AIRL's (and GDPL's) reward, < 1 damps its entropy bonus
     z_dim: int = 32
     ic: float = 0.5
     alpha_phi: float = 1e-5
@@ -69,6 +72,34 @@ class TrainConfig:
     # evaluation
     eval_every: int = 5
     eval_dialogues: int = 100
+
+    # -- ACER baseline (baselines/acer.py; Wang et al. 2017) --
+    acer_num_actions: int = 100  # summary actions: the most frequent corpus act combinations
+    acer_replay_size: int = 32_768  # transitions kept for off-policy updates (whole epochs of them)
+    acer_replay_ratio: int = 4  # off-policy updates per on-policy one
+    acer_truncation: float = 10.0  # c: importance weights are truncated at c, the rest goes to bias correction
+    acer_trust_region: bool = True
+    acer_trust_region_delta: float = 1.0  # the paper's delta
+    acer_average_decay: float = 0.99  # alpha of the average policy network
+    acer_policy_lr: float = 1e-4  # RMSprop
+    acer_q_lr: float = 1e-3  # Adam
+    acer_ent_coef: float = 1e-3
+
+    # -- GP-MBCM baseline (baselines/gp_mbcm.py; Gasic et al. 2015) --
+    gp_num_actions: int = 30  # summary actions: the most frequent corpus act combinations
+    gp_length_scale: float = 3.0  # kernel exp(-hamming(b, b') / (2 l^2)) on the 0/1 state vectors
+    gp_signal_var: float = 100.0  # prior variance of Q (returns span about -40..+40)
+    gp_noise_var: float = 100.0  # sigma^2 of GP-SARSA's noise model
+    gp_ald_threshold: float = 0.1  # approximate linear dependence, relative to gp_signal_var
+    gp_max_dictionary: int = 100  # per committee member and summary action
+
+    # ALDM baseline (baselines/aldm.py): a BiLSTM discriminator of whole dialogues rewards each session
+    aldm_turn_dim: int = 64  # per-turn (s, a) embedding
+    aldm_lstm_hidden: int = 64  # per direction
+    aldm_lr: float = 1e-3  # Adam
+    aldm_batch_sessions: int = 32  # policy sessions per discriminator step, paired with as many expert ones
+    aldm_disc_epochs: int = 1  # passes over each epoch's finished policy sessions
+    aldm_pretrain_epochs: int = 20  # extra passes before the first reward (against the MLE policy's sessions)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -132,10 +163,24 @@ _POSITIVE_FLOAT = (
     "estimator_weight_clip",
     "mle_pos_weight",
 )
-_NON_NEGATIVE_FLOAT = ("ent_coef", "ic", "alpha_phi", "phi0", "mle_weight_decay")
-_UNIT_INTERVAL = ("gamma", "gae_lambda")
+_NON_NEGATIVE_FLOAT = ("ent_coef", "target_kl", "reward_logpi_coef", "ic", "alpha_phi", "phi0", "mle_weight_decay")
+_UNIT_INTERVAL = ("gamma", "gae_lambda", "user_noise")
 _STRINGS = ("out_dir", "data_dir", "pretrained_policy")
 _HIDDEN = ("policy_hidden", "value_hidden")
+# ALDM baseline fields
+_POSITIVE_INT += ("aldm_turn_dim", "aldm_lstm_hidden", "aldm_batch_sessions", "aldm_disc_epochs")
+_NON_NEGATIVE_INT += ("aldm_pretrain_epochs",)
+_POSITIVE_FLOAT += ("aldm_lr",)
+# ACER baseline fields
+_POSITIVE_INT += ("acer_num_actions", "acer_replay_size", "acer_replay_ratio")
+_POSITIVE_FLOAT += ("acer_truncation", "acer_trust_region_delta", "acer_policy_lr", "acer_q_lr")
+_NON_NEGATIVE_FLOAT += ("acer_ent_coef",)
+_UNIT_INTERVAL += ("acer_average_decay",)
+_BOOLS = ("acer_trust_region",)
+# GP-MBCM baseline fields
+_POSITIVE_INT += ("gp_num_actions", "gp_max_dictionary")
+_POSITIVE_FLOAT += ("gp_length_scale", "gp_signal_var", "gp_noise_var")
+_UNIT_INTERVAL += ("gp_ald_threshold",)
 
 
 def _fail(name: str, value: Any, expected: str) -> None:
@@ -186,3 +231,8 @@ def _validate(cfg: TrainConfig) -> None:
             _fail(name, value, "a non-empty list of integers > 0")
     if cfg.steps_per_epoch % cfg.num_envs:
         _fail("steps_per_epoch", cfg.steps_per_epoch, f"a multiple of num_envs ({cfg.num_envs})")
+    for name in _BOOLS:
+        if not isinstance(getattr(cfg, name), bool):
+            _fail(name, getattr(cfg, name), "true or false")
+    if cfg.algo == "acer" and cfg.acer_replay_size < cfg.steps_per_epoch:
+        _fail("acer_replay_size", cfg.acer_replay_size, f"at least steps_per_epoch ({cfg.steps_per_epoch})")

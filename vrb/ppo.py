@@ -190,6 +190,7 @@ class PPO:
         minibatch_size: int,
         ent_coef: float,
         max_grad_norm: float,
+        target_kl: float = 0.0,
         generator: torch.Generator | None = None,
     ):
         self.policy, self.value = policy, value
@@ -197,7 +198,7 @@ class PPO:
         self.value_optimizer = torch.optim.Adam(value.parameters(), lr=value_lr)
         self.gamma, self.gae_lambda, self.clip_coef = gamma, gae_lambda, clip_coef
         self.update_epochs, self.minibatch_size = update_epochs, minibatch_size
-        self.ent_coef, self.max_grad_norm = ent_coef, max_grad_norm
+        self.ent_coef, self.max_grad_norm, self.target_kl = ent_coef, max_grad_norm, target_kl
         self.generator = generator
 
     @classmethod
@@ -220,6 +221,7 @@ class PPO:
             minibatch_size=config.minibatch_size,
             ent_coef=config.ent_coef,
             max_grad_norm=config.max_grad_norm,
+            target_kl=config.target_kl,
             generator=generator,
         )
 
@@ -234,17 +236,22 @@ class PPO:
         totals: dict[str, float] = dict.fromkeys(
             ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), 0.0
         )
-        steps = 0
-        for _ in range(self.update_epochs):
+        steps = rounds = 0
+        for rounds in range(1, self.update_epochs + 1):  # noqa: B007 - the count of rounds run is logged
             order = shuffled_indices(len(buffer), self.generator, states.device)
+            round_kl = []
             for idx in order.split(self.minibatch_size):
                 stats = self._minibatch_step(
                     states[idx], actions[idx], old_log_probs[idx], advantages[idx], returns[idx]
                 )
                 for key, value in stats.items():
                     totals[key] += value
+                round_kl.append(stats["approx_kl"])
                 steps += 1
+            if self.target_kl and sum(round_kl) / len(round_kl) > self.target_kl:
+                break  # the policy moved far enough from the one that sampled the data
         result = {key: total / steps for key, total in totals.items()}
+        result["update_rounds"] = rounds
         result["explained_variance"] = _explained_variance(_flat(buffer.values), returns)
         return result
 

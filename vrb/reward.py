@@ -97,10 +97,15 @@ class RewardEstimator(ABC):
 
     @torch.no_grad()
     def reward(
-        self, states: torch.Tensor, actions: torch.Tensor, next_states: torch.Tensor, log_probs: torch.Tensor
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        next_states: torch.Tensor,
+        log_probs: torch.Tensor,
+        logpi_coef: float = 1.0,
     ) -> torch.Tensor:
-        """r = f(s, a, s') - log pi(a|s), shape [batch]."""
-        return self.score(states, actions, next_states) - log_probs
+        """r = f(s, a, s') - c log pi(a|s), shape [batch]; c = 1 is AIRL's reward (GDPL, VRB)."""
+        return self.score(states, actions, next_states) - logpi_coef * log_probs
 
     @abstractmethod
     def score(self, states: torch.Tensor, actions: torch.Tensor, next_states: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -51,6 +51,22 @@ MLE_HOLDOUT_FRACTION = 0.1  # of the training split's dialogues, for choosing th
 
 class UsageError(ValueError):
     """Bad command-line input: reported in one line, exit code 2."""
+
+
+class RewardLearner(Protocol):
+    """A learned reward a baseline plugs into ``train``: it relabels each epoch's rollouts before PPO.
+
+    ``relabel`` may update itself on the buffer first (a discriminator, say); it returns statistics for the
+    TensorBoard panel ``panel``. Its state is saved in every checkpoint and restored on ``--resume``.
+    """
+
+    panel: str
+
+    def relabel(self, buffer: RolloutBuffer) -> dict[str, float]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 # -- the stages ---------------------------------------------------------------------------------------------
@@ -81,11 +97,13 @@ def validate(policy: MultiLabelPolicy, env: DialogueEnv, dialogues: int) -> dict
     return run_dialogues(NeuralAgent(policy), env, seeds).summary
 
 
-def learned_rewards(estimator: RewardEstimator, expert: ExpertSampler, buffer: RolloutBuffer) -> dict[str, float]:
-    """Update the estimator on this epoch's transitions, then relabel them with r = f − log π."""
+def learned_rewards(
+    estimator: RewardEstimator, expert: ExpertSampler, buffer: RolloutBuffer, logpi_coef: float
+) -> dict[str, float]:
+    """Update the estimator on this epoch's transitions, then relabel them with r = f − c·log π."""
     batch = buffer.transitions()
     stats = estimator.update(expert.sample(len(batch)), batch)
-    rewards = estimator.reward(batch.states, batch.actions, batch.next_states, buffer.flat_log_probs())
+    rewards = estimator.reward(batch.states, batch.actions, batch.next_states, buffer.flat_log_probs(), logpi_coef)
     buffer.set_rewards(rewards)
     return stats | {"reward_mean": rewards.mean().item()}
 
@@ -93,8 +111,11 @@ def learned_rewards(estimator: RewardEstimator, expert: ExpertSampler, buffer: R
 # -- the run ------------------------------------------------------------------------------------------------
 
 
-def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
-    if cfg.algo in BASELINE_ALGOS:  # baselines build on vrb, so vrb finds them by name, never imports them
+def train(
+    cfg: TrainConfig, out: Path, resume: bool = False, reward_learner: RewardLearner | None = None
+) -> dict[str, Any]:
+    """The run above; a baseline may pass ``reward_learner`` to train its policy here with its own reward."""
+    if cfg.algo in BASELINE_ALGOS and reward_learner is None:  # vrb finds baselines by name, never imports them
         return importlib.import_module(f"baselines.{cfg.algo}").train(cfg, out, resume)
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
@@ -111,7 +132,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     ppo = PPO.from_config(policy, value, cfg, gen)
     estimator = make_estimator(cfg, STATE_DIM, ACTION_DIM, gen) if cfg.learns_reward else None
     expert_sampler = ExpertSampler(expert.to_transitions(), gen)
-    eval_env = DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir or None)
+    eval_env = DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir or None, user_noise=cfg.user_noise)
 
     start_epoch, best, record = 0, {"success": -1.0}, {"training_split": expert.split}
     last_path = out / "last.pt"
@@ -127,7 +148,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
         expert_sampler.load_state_dict(checkpoint.state["expert_sampler"])
         if estimator is not None:
             estimator.load_state_dict(checkpoint.state["estimator"])
-        restore_rng_states(checkpoint.rng_states, {"torch": gen})
+        if reward_learner is not None:
+            reward_learner.load_state_dict(checkpoint.state["reward_learner"])
+        restore_rng_states({"torch": gen}, checkpoint.rng_states)
         start_epoch, best, record = checkpoint.epoch + 1, checkpoint.state["best"], checkpoint.state["record"]
         logger.info("resuming %s at epoch %d", last_path, start_epoch)
     tb = RunLogger(out, purge_step=start_epoch if resume else None)
@@ -137,6 +160,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
                  "expert_sampler": expert_sampler.state_dict(), "best": best, "record": record}
         if estimator is not None:
             state["estimator"] = estimator.state_dict()
+        if reward_learner is not None:
+            state["reward_learner"] = reward_learner.state_dict()
         save_checkpoint(path, config=cfg, epoch=epoch, state=state, rngs={"torch": gen}, data_checksums=checksums)
 
     if not resume:
@@ -155,8 +180,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
         save(out / "best.pt", -1)
 
     if cfg.algo != "mle":
-        vec_env = make_vector_env(cfg.simulator, cfg.num_envs, reward_mode="none" if estimator else "evaluator",
-                                  data_dir=cfg.data_dir or None)
+        learned = estimator is not None or reward_learner is not None
+        vec_env = make_vector_env(cfg.simulator, cfg.num_envs, reward_mode="none" if learned else "evaluator",
+                                  data_dir=cfg.data_dir or None, user_noise=cfg.user_noise)
         buffer = RolloutBuffer(cfg.steps_per_env, cfg.num_envs, STATE_DIM, ACTION_DIM, cfg.device)
         if estimator is not None and not resume and cfg.estimator_pretrain_epochs:
             pretrain_rounds = itertools.count(1)
@@ -175,7 +201,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
             episodes = collect(vec_env, policy, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
             sampled = time.perf_counter()
             if estimator is not None:
-                tb.scalars("estimator", learned_rewards(estimator, expert_sampler, buffer), epoch + 1)
+                tb.scalars("estimator", learned_rewards(estimator, expert_sampler, buffer, cfg.reward_logpi_coef), epoch + 1)
+            if reward_learner is not None:
+                tb.scalars(reward_learner.panel, reward_learner.relabel(buffer), epoch + 1)
             tb.scalars("ppo", ppo.update(buffer), epoch + 1)
             tb.scalars("rollout", episodes.summary(), epoch + 1)
             elapsed = time.perf_counter() - started

@@ -1,0 +1,138 @@
+"""Train and evaluate a small grid of runs in parallel processes, then tabulate mean ± 95% CI over seeds.
+
+A lightweight companion to the Ray sweep runner for one machine:
+
+    python -m experiments.grid --algos mle ppo gdpl vrb --seeds 0 1 2 --jobs 12 --dialogues 1000 --out runs/grid
+
+Each (algo, variant, seed) runs ``python -m vrb.train`` into ``OUT/NAME`` and then ``python -m vrb.evaluate`` on
+its ``best.pt`` over ``--dialogues`` dialogues (seeds 0..N-1); ``OUT/summary.json`` and ``OUT/summary.md``
+hold the table. ``--variant NAME:FIELD=VALUE,FIELD=VALUE`` adds configurations beside the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger("experiments.grid")
+COLUMNS = (("turns", "paper_turns"), ("match", "paper_match"), ("inform F1", "paper_inform_f1"),
+           ("success", "paper_success"), ("success (ConvLab-2)", "success"))
+
+
+@dataclass(frozen=True)
+class Job:
+    algo: str
+    variant: str
+    overrides: tuple[str, ...]
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.algo}{'-' + self.variant if self.variant else ''}-s{self.seed}"
+
+
+def run_job(job: Job, out: Path, dialogues: int, simulator: str, extra: Sequence[str]) -> dict:
+    folder = out / job.name
+    result_file = folder / "eval.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    started = time.perf_counter()
+    train = [sys.executable, "-m", "vrb.train", "--algo", job.algo, "--simulator", simulator, "--seed",
+             str(job.seed), "--out", str(folder), *extra]
+    train += [arg for item in job.overrides for arg in ("--set", item)]
+    if (folder / "last.pt").is_file():
+        train.append("--resume")
+    with open(out / f"{job.name}.log", "a") as log:
+        subprocess.run(train, check=True, stdout=log, stderr=subprocess.STDOUT)
+        trained = time.perf_counter() - started
+        subprocess.run([sys.executable, "-m", "vrb.evaluate", "--checkpoint", str(folder / "best.pt"),
+                        "--simulator", simulator, "--dialogues", str(dialogues), "--transcripts", "0",
+                        "--out", str(result_file)], check=True, stdout=log, stderr=subprocess.STDOUT)
+    result = json.loads(result_file.read_text())
+    result["train_seconds"] = trained
+    result_file.write_text(json.dumps(result))
+    logger.info("%s: success %.3f (papers %.3f), trained in %.0f s", job.name, result["summary"]["success"],
+                result["summary"]["paper_success"], trained)
+    return result
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float]:
+    values = np.asarray([v for v in values if v is not None], dtype=float)
+    if len(values) < 2:
+        return float(values.mean()) if len(values) else float("nan"), float("nan")
+    return float(values.mean()), float(1.96 * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def tabulate(results: dict[Job, dict]) -> tuple[list[dict], str]:
+    rows, lines = [], ["| run | n | " + " | ".join(label for label, _ in COLUMNS) + " | train s |",
+                       "|---" * (len(COLUMNS) + 3) + "|"]
+    for algo, variant in dict.fromkeys((job.algo, job.variant) for job in results):
+        cell = [r for job, r in results.items() if (job.algo, job.variant) == (algo, variant)]
+        row = {"algo": algo, "variant": variant, "n": len(cell)}
+        texts = []
+        for label, key in COLUMNS:
+            mean, ci = mean_ci([r["summary"][key] for r in cell])
+            row[key] = {"mean": mean, "ci95": ci}
+            texts.append(f"{mean:.3f} ± {ci:.3f}")
+        seconds = np.mean([r.get("train_seconds", float("nan")) for r in cell])
+        rows.append(row | {"train_seconds": float(seconds)})
+        lines.append(f"| {algo}{' ' + variant if variant else ''} | {len(cell)} | " + " | ".join(texts)
+                     + f" | {seconds:.0f} |")
+    return rows, "\n".join(lines)
+
+
+def parse_variant(text: str) -> tuple[str, tuple[str, ...]]:
+    name, sep, assignments = text.partition(":")
+    if not sep or not name or not assignments:
+        raise argparse.ArgumentTypeError(f"variant {text!r}: expected NAME:FIELD=VALUE[,FIELD=VALUE...]")
+    return name, tuple(assignments.split(","))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.grid", description=__doc__.splitlines()[0])
+    parser.add_argument("--algos", nargs="+", default=["mle", "ppo", "gdpl", "vrb"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--variant", action="append", type=parse_variant, default=[],
+                        help="NAME:FIELD=VALUE,... (applies to every algo in --algos)")
+    parser.add_argument("--no-defaults", action="store_true", help="run only the --variant configurations")
+    parser.add_argument("--simulator", default="agenda")
+    parser.add_argument("--dialogues", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", default="runs/grid")
+    parser.add_argument("train_args", nargs="*", help="extra vrb.train arguments, after --")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    configs = ([] if args.no_defaults else [("", ())]) + list(args.variant)
+    jobs = [Job(algo, name, overrides, seed) for algo in args.algos for name, overrides in configs
+            for seed in args.seeds]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {job: pool.submit(run_job, job, out, args.dialogues, args.simulator, args.train_args)
+                   for job in jobs}
+    results, failed = {}, []
+    for job, future in futures.items():
+        try:
+            results[job] = future.result()
+        except subprocess.CalledProcessError as exc:
+            failed.append(job.name)
+            logger.error("%s failed (%s); see %s", job.name, exc, out / f"{job.name}.log")
+    rows, table = tabulate(results)
+    (out / "summary.json").write_text(json.dumps({"rows": rows, "failed": failed}, indent=1))
+    (out / "summary.md").write_text(table + "\n")
+    print(table)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
