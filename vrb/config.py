@@ -56,6 +56,7 @@ class TrainConfig:
     estimator_hidden: int = 50
     estimator_weight_clip: float = 0.02  # GDPL clips every estimator weight to [-c, c] after each step
     estimator_pretrain_epochs: int = 0  # ConvLab-2 starts GDPL without estimator pretraining
+    reward_normalize: bool = False  # standardise each epoch's learned rewards (see vrb.train.learned_rewards)
     reward_logpi_coef: float = 1.0  # r = f - c log pi; 1 is AIRL's (and GDPL's) reward, < 1 damps its entropy bonus
     z_dim: int = 32
     ic: float = 0.5
@@ -74,7 +75,7 @@ class TrainConfig:
     eval_dialogues: int = 100
 
     # -- ACER baseline (baselines/acer.py; Wang et al. 2017) --
-    acer_num_actions: int = 100  # summary actions: the most frequent corpus act combinations
+    acer_num_actions: int = 200  # summary actions: the most frequent corpus act combinations
     acer_replay_size: int = 32_768  # transitions kept for off-policy updates (whole epochs of them)
     acer_replay_ratio: int = 4  # off-policy updates per on-policy one
     acer_truncation: float = 10.0  # c: importance weights are truncated at c, the rest goes to bias correction
@@ -88,13 +89,14 @@ class TrainConfig:
     # -- GP-MBCM baseline (baselines/gp_mbcm.py; Gasic et al. 2015) --
     gp_num_actions: int = 30  # summary actions: the most frequent corpus act combinations
     gp_length_scale: float = 3.0  # kernel exp(-hamming(b, b') / (2 l^2)) on the 0/1 state vectors
+    gp_prior_mean: float = -20.0  # prior mean of Q: about the return of a dialogue that fails at the turn limit
     gp_signal_var: float = 100.0  # prior variance of Q (returns span about -40..+40)
     gp_noise_var: float = 100.0  # sigma^2 of GP-SARSA's noise model
     gp_ald_threshold: float = 0.1  # approximate linear dependence, relative to gp_signal_var
     gp_max_dictionary: int = 100  # per committee member and summary action
 
     # ALDM baseline (baselines/aldm.py): a BiLSTM discriminator of whole dialogues rewards each session
-    aldm_turn_dim: int = 64  # per-turn (s, a) embedding
+    aldm_turn_dim: int = 64  # per-turn embedding of (user acts, system action)
     aldm_lstm_hidden: int = 64  # per direction
     aldm_lr: float = 1e-3  # Adam
     aldm_batch_sessions: int = 32  # policy sessions per discriminator step, paired with as many expert ones
@@ -176,7 +178,7 @@ _POSITIVE_INT += ("acer_num_actions", "acer_replay_size", "acer_replay_ratio")
 _POSITIVE_FLOAT += ("acer_truncation", "acer_trust_region_delta", "acer_policy_lr", "acer_q_lr")
 _NON_NEGATIVE_FLOAT += ("acer_ent_coef",)
 _UNIT_INTERVAL += ("acer_average_decay",)
-_BOOLS = ("acer_trust_region",)
+_BOOLS = ("acer_trust_region", "reward_normalize")
 # GP-MBCM baseline fields
 _POSITIVE_INT += ("gp_num_actions", "gp_max_dictionary")
 _POSITIVE_FLOAT += ("gp_length_scale", "gp_signal_var", "gp_noise_var")
@@ -234,5 +236,7 @@ def _validate(cfg: TrainConfig) -> None:
     for name in _BOOLS:
         if not isinstance(getattr(cfg, name), bool):
             _fail(name, getattr(cfg, name), "true or false")
+    if not _is_number(cfg.gp_prior_mean):
+        _fail("gp_prior_mean", cfg.gp_prior_mean, "a number")
     if cfg.algo == "acer" and cfg.acer_replay_size < cfg.steps_per_epoch:
         _fail("acer_replay_size", cfg.acer_replay_size, f"at least steps_per_epoch ({cfg.steps_per_epoch})")

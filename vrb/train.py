@@ -98,14 +98,23 @@ def validate(policy: MultiLabelPolicy, env: DialogueEnv, dialogues: int) -> dict
 
 
 def learned_rewards(
-    estimator: RewardEstimator, expert: ExpertSampler, buffer: RolloutBuffer, logpi_coef: float
+    estimator: RewardEstimator, expert: ExpertSampler, buffer: RolloutBuffer, logpi_coef: float, normalize: bool
 ) -> dict[str, float]:
-    """Update the estimator on this epoch's transitions, then relabel them with r = f − c·log π."""
+    """Update the estimator on this epoch's transitions, then relabel them with r = f − c·log π.
+
+    With ``normalize`` the epoch's rewards are standardised. A learned reward of one sign for every step biases
+    the dialogue length: positive (−log π dominates) pays for dragging dialogues on, negative (f alone) for
+    ending them at once, e.g. by a NoOffer that makes the simulated user leave. Zero-mean rewards pay only for
+    steps better than the epoch's average.
+    """
     batch = buffer.transitions()
     stats = estimator.update(expert.sample(len(batch)), batch)
     rewards = estimator.reward(batch.states, batch.actions, batch.next_states, buffer.flat_log_probs(), logpi_coef)
+    stats |= {"reward_mean": rewards.mean().item(), "reward_std": rewards.std().item()}
+    if normalize:
+        rewards = (rewards - rewards.mean()) / (rewards.std() + 1e-8)
     buffer.set_rewards(rewards)
-    return stats | {"reward_mean": rewards.mean().item()}
+    return stats
 
 
 # -- the run ------------------------------------------------------------------------------------------------
@@ -201,7 +210,7 @@ def train(
             episodes = collect(vec_env, policy, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
             sampled = time.perf_counter()
             if estimator is not None:
-                tb.scalars("estimator", learned_rewards(estimator, expert_sampler, buffer, cfg.reward_logpi_coef), epoch + 1)
+                tb.scalars("estimator", learned_rewards(estimator, expert_sampler, buffer, cfg.reward_logpi_coef, cfg.reward_normalize), epoch + 1)
             if reward_learner is not None:
                 tb.scalars(reward_learner.panel, reward_learner.relabel(buffer), epoch + 1)
             tb.scalars("ppo", ppo.update(buffer), epoch + 1)
