@@ -41,6 +41,7 @@ from envs.multiwoz.dst import RuleDST
 from envs.multiwoz.evaluator import Evaluator
 from envs.multiwoz.goal import GoalGenerator
 from envs.multiwoz.vector import ACTION_DIM, STATE_DIM, Vectoriser, current_domain
+from envs.noise import NoisyUser
 
 REWARD_MODES = ("evaluator", "user", "none")
 MAX_ROUNDS = 40
@@ -105,6 +106,7 @@ class DialogueEnv(gym.Env[np.ndarray, np.ndarray]):
         data_dir: str | None = None,
         render_mode: str | None = None,
         user: UserSimulator | None = None,
+        user_noise: float = 0.0,
     ):
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode {reward_mode!r}: expected one of {REWARD_MODES}")
@@ -115,6 +117,8 @@ class DialogueEnv(gym.Env[np.ndarray, np.ndarray]):
         self.world = build_world(data_dir)
         self.simulator = simulator
         self.user = user if user is not None else make_user(simulator, self.world)
+        if user_noise:  # the user's acts reach the tracker through a noisy channel (envs.noise)
+            self.user = NoisyUser(self.user, user_noise, self.world.data)
         self.reward_mode = reward_mode
         self.max_rounds = max_rounds
         self.render_mode = render_mode

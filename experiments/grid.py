@@ -80,7 +80,7 @@ def tabulate(results: dict[Job, dict]) -> tuple[list[dict], str]:
         cell = [r for job, r in results.items() if (job.algo, job.variant) == (algo, variant)]
         row = {"algo": algo, "variant": variant, "n": len(cell)}
         texts = []
-        for label, key in COLUMNS:
+        for _label, key in COLUMNS:
             mean, ci = mean_ci([r["summary"][key] for r in cell])
             row[key] = {"mean": mean, "ci95": ci}
             texts.append(f"{mean:.3f} ± {ci:.3f}")

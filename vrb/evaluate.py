@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ from envs.multiwoz.evaluator import DialogueMetrics, summarize
 from envs.multiwoz.nlg import TemplateNLG
 from envs.multiwoz.rule_policy import RulePolicy
 from vrb.checkpoint import CheckpointError, load_checkpoint
+from vrb.config import BASELINE_ALGOS
 from vrb.policy import MultiLabelPolicy
 
 logger = logging.getLogger(__name__)
@@ -148,6 +150,19 @@ def load_policy(path: str | Path) -> tuple[MultiLabelPolicy, dict]:
     return policy, checkpoint.config
 
 
+def load_agent(path: str | Path) -> tuple[Agent, dict]:
+    """The agent a checkpoint holds: a multi-label policy, or the agent of the baseline the checkpoint names
+    in ``state["agent_kind"]`` (``baselines/KIND.py`` rebuilds it; vrb finds baselines by name only)."""
+    checkpoint = load_checkpoint(path)
+    kind = checkpoint.state.get("agent_kind")
+    if kind is None:
+        policy, config = load_policy(path)
+        return NeuralAgent(policy), config
+    if kind not in BASELINE_ALGOS:
+        raise CheckpointError(f"checkpoint {path} names agent kind {kind!r}; expected one of {BASELINE_ALGOS}")
+    return importlib.import_module(f"baselines.{kind}").agent_from_checkpoint(checkpoint), checkpoint.config
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vrb.evaluate", description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -166,8 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         env = DialogueEnv(simulator=args.simulator, data_dir=args.data_dir)
         if args.checkpoint:
-            policy, config = load_policy(args.checkpoint)
-            agent: Agent = NeuralAgent(policy)
+            agent, config = load_agent(args.checkpoint)
             source = {"checkpoint": str(args.checkpoint), "config": config}
         else:
             agent, source = RuleAgent(env), {"policy": args.policy}

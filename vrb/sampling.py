@@ -28,10 +28,12 @@ def make_vector_env(
     reward_mode: str,
     data_dir: str | None = None,
     asynchronous: bool = False,
+    user_noise: float = 0.0,
 ) -> gym.vector.VectorEnv:
     """``num_envs`` dialogue environments that reset themselves in the step that ends a dialogue."""
     factories = [
-        lambda: DialogueEnv(simulator=simulator, reward_mode=reward_mode, data_dir=data_dir or None)
+        lambda: DialogueEnv(simulator=simulator, reward_mode=reward_mode, data_dir=data_dir or None,
+                            user_noise=user_noise)
         for _ in range(num_envs)
     ]
     vector_cls = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv

@@ -162,7 +162,7 @@ def train(
         restore_rng_states({"torch": gen}, checkpoint.rng_states)
         start_epoch, best, record = checkpoint.epoch + 1, checkpoint.state["best"], checkpoint.state["record"]
         logger.info("resuming %s at epoch %d", last_path, start_epoch)
-    tb = RunLogger(out, purge_step=start_epoch if resume else None)
+    tb = RunLogger(out, purge_step=start_epoch + 1 if resume else None)
 
     def save(path: Path, epoch: int) -> None:
         state = {"policy": policy.state_dict(), "value": value.state_dict(), "ppo": ppo.state_dict(),

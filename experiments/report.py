@@ -1,0 +1,381 @@
+"""Tables and plots of a finished (or running) sweep: ``python -m experiments.report SWEEP_DIR``.
+
+Writes into ``SWEEP_DIR/report`` (or ``--out``):
+
+- ``report.md``: the paper-style table (turns, match, inform F1, success on agenda and VHUS, noise-free
+  trials), every cell as mean ± 95% CI over seeds with n, and the failed trials;
+- ``cells.csv`` (one row per cell: every metric's mean, CI half-width and n), ``trials.csv`` (one per trial);
+- ``success_vs_noise.png``, ``success_vs_ic.png``, ``learning_curves.png`` (validation success per epoch, read
+  from the trials' TensorBoard event files).
+
+A cell is every finished trial that differs only in its seed. Numbers use the GDPL/VRB papers' metric
+definitions by default (``--definition convlab`` switches to ConvLab-2's); the CSV files carry both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.store import ResultStore, TrialRecord
+from vrb.config import ALGOS, SIMULATORS
+from vrb.evaluate import confidence_interval
+
+logger = logging.getLogger("experiments.report")
+
+CELL_FIELDS = ("algo", "simulator", "user_noise", "ic")  # what tells cells apart, besides other grid axes
+IC_ALGOS = ("vrb",)  # algorithms whose results depend on I_c
+METRICS = (
+    "turns",
+    "book_rate",
+    "inform_precision",
+    "inform_recall",
+    "inform_f1",
+    "success",
+    "paper_turns",
+    "paper_match",
+    "paper_inform_precision",
+    "paper_inform_recall",
+    "paper_inform_f1",
+    "paper_success",
+)
+DEFINITIONS = {  # paper-table column -> metric key, per definition
+    "papers": {
+        "turns": "paper_turns",
+        "match": "paper_match",
+        "inform": "paper_inform_f1",
+        "success": "paper_success",
+    },
+    "convlab": {"turns": "turns", "match": "book_rate", "inform": "inform_f1", "success": "success"},
+}
+
+
+@dataclass
+class Cell:
+    key: dict[str, Any]
+    trials: list[TrialRecord]
+
+    @property
+    def label(self) -> str:
+        parts = [str(self.key["algo"])]
+        parts += [
+            f"{name}={value}"
+            for name, value in self.key.items()
+            if name not in ("algo", "simulator", "user_noise") and value is not None
+        ]
+        return " ".join(parts)
+
+    def values(self, metric: str) -> list[float]:
+        return [float(t.metrics[metric]) for t in self.trials if t.metrics.get(metric) is not None]
+
+    def stats(self, metric: str) -> tuple[float, float, int]:
+        values = self.values(metric)
+        mean = float(np.mean(values)) if values else math.nan
+        return mean, confidence_interval(values), len(values)
+
+
+def _cell_key(record: TrialRecord, extra_axes: Sequence[str]) -> dict[str, Any]:
+    config = record.config
+    key = {name: config.get(name) for name in CELL_FIELDS}
+    key["user_noise"] = float(key["user_noise"] or 0.0)
+    if key["algo"] not in IC_ALGOS:
+        key["ic"] = None
+    key |= {name: record.axes.get(name, config.get(name)) for name in extra_axes}
+    return key
+
+
+def build_cells(records: Iterable[TrialRecord]) -> list[Cell]:
+    """Group finished trials into cells, ordered by algorithm, simulator, noise and I_c."""
+    records = list(records)
+    extra = sorted({name for r in records for name in r.axes} - set(CELL_FIELDS) - {"seed"})
+    cells: dict[tuple, Cell] = {}
+    for record in records:
+        key = _cell_key(record, extra)
+        cells.setdefault(tuple(map(repr, key.values())), Cell(key, [])).trials.append(record)
+
+    def order(cell: Cell) -> tuple:
+        algo, simulator = cell.key["algo"], cell.key["simulator"]
+        return (
+            ALGOS.index(algo) if algo in ALGOS else len(ALGOS),
+            algo,
+            SIMULATORS.index(simulator) if simulator in SIMULATORS else len(SIMULATORS),
+            cell.key["user_noise"],
+            -1 if cell.key["ic"] is None else cell.key["ic"],
+            tuple(repr(cell.key[name]) for name in extra),
+        )
+
+    return sorted(cells.values(), key=order)
+
+
+def mean_ci(mean: float, ci: float, scale: float = 1.0, digits: int = 3) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    if math.isnan(ci):
+        return f"{mean * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f} ± {ci * scale:.{digits}f}"
+
+
+# -- tables -------------------------------------------------------------------------------------------------
+
+
+def paper_table(cells: Sequence[Cell], definition: str = "papers") -> str:
+    """Markdown: one row per algorithm (and I_c), turns / match / inform / success per simulator, noise 0."""
+    columns = DEFINITIONS[definition]
+    clean = [cell for cell in cells if cell.key["user_noise"] == 0.0]
+    simulators = [s for s in SIMULATORS if any(c.key["simulator"] == s for c in clean)]
+    rows: dict[str, dict[str, Cell]] = {}
+    for cell in clean:
+        rows.setdefault(cell.label, {})[cell.key["simulator"]] = cell
+    header = ["policy"] + [f"{sim} {name}" for sim in simulators for name in columns] + ["n"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, by_simulator in rows.items():
+        entries = []
+        for simulator in simulators:
+            cell = by_simulator.get(simulator)
+            for name, metric in columns.items():
+                if cell is None:
+                    entries.append("—")
+                    continue
+                mean, ci, _ = cell.stats(metric)
+                scale, digits = (1.0, 2) if name == "turns" else (100.0, 1)
+                entries.append(mean_ci(mean, ci, scale, digits))
+        counts = "/".join(str(len(by_simulator[s].trials)) if s in by_simulator else "0" for s in simulators)
+        lines.append("| " + " | ".join([label, *entries, counts]) + " |")
+    return "\n".join(lines)
+
+
+def cell_rows(cells: Sequence[Cell]) -> list[dict[str, Any]]:
+    rows = []
+    for cell in cells:
+        row: dict[str, Any] = {name: ("" if value is None else value) for name, value in cell.key.items()}
+        row["n"] = len(cell.trials)
+        for metric in METRICS:
+            mean, ci, n = cell.stats(metric)
+            row |= {f"{metric}_mean": mean, f"{metric}_ci95": ci, f"{metric}_n": n}
+        rows.append(row)
+    return rows
+
+
+def cells_markdown(cells: Sequence[Cell], metric: str) -> str:
+    if not cells:
+        return "(no finished trials)"
+    key_names = list(cells[0].key)
+    header = [*key_names, "n", f"{metric} (mean ± 95% CI)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for cell in cells:
+        mean, ci, n = cell.stats(metric)
+        keys = ["—" if cell.key[name] is None else str(cell.key[name]) for name in key_names]
+        lines.append("| " + " | ".join([*keys, str(n), mean_ci(mean, ci)]) + " |")
+    return "\n".join(lines)
+
+
+def trial_rows(records: Iterable[TrialRecord]) -> list[dict[str, Any]]:
+    rows = []
+    for record in records:
+        row = {
+            "trial_id": record.trial_id,
+            "status": record.status,
+            "attempts": record.attempts,
+            "recorded_at": record.recorded_at,
+            **{f"axis_{k}": v for k, v in record.axes.items()},
+            "git": record.versions.get("code", {}).get("git", ""),
+        }
+        row |= {metric: record.metrics.get(metric) for metric in METRICS}
+        rows.append(row)
+    return rows
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# -- plots --------------------------------------------------------------------------------------------------
+
+
+def learning_curve(trial_dir: Path, tag: str) -> dict[int, float]:
+    """Validation scalar per epoch from a trial's TensorBoard event files (all of them, resumed runs too)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    if not trial_dir.is_dir():
+        return {}
+    accumulator = EventAccumulator(str(trial_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    if tag not in accumulator.Tags().get("scalars", []):
+        return {}
+    return {event.step: event.value for event in accumulator.Scalars(tag)}
+
+
+Series = tuple[Sequence[float], Sequence[float], Sequence[float]]  # x, mean, 95% CI half-width
+
+
+def _plot(
+    path: Path, title: str, xlabel: str, ylabel: str, panels: Mapping[str, Mapping[str, Series]]
+) -> bool:
+    """One panel per key (three to a row), one error-bar line per series; False when there is nothing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = {name: lines for name, lines in panels.items() if lines}
+    if not panels:
+        return False
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.8 * rows), squeeze=False)
+    for ax, (name, lines) in zip(axes.flat, panels.items(), strict=False):
+        for label, (xs, ys, errors) in lines.items():
+            yerr = [0 if math.isnan(e) else e for e in errors]
+            ax.errorbar(xs, ys, yerr=yerr, marker="o", markersize=3, capsize=3, label=label)
+        ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def _series(points: Iterable[tuple[float, float, float]]) -> Series:
+    xs, ys, errors = zip(*sorted(points), strict=True)
+    return xs, ys, errors
+
+
+def plot_success_vs_noise(cells: Sequence[Cell], metric: str, path: Path) -> bool:
+    """A panel per simulator, a line per algorithm (and I_c) over the noise levels."""
+    points: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for cell in cells:
+        mean, ci, _ = cell.stats(metric)
+        points[cell.key["simulator"]][cell.label].append((cell.key["user_noise"], mean, ci))
+    panels = {
+        sim: {label: _series(p) for label, p in lines.items() if len(p) > 1} for sim, lines in points.items()
+    }
+    return _plot(path, "success under user noise", "user noise p", metric, panels)
+
+
+def plot_success_vs_ic(cells: Sequence[Cell], metric: str, path: Path) -> bool:
+    """A panel per (algorithm, simulator) that varies I_c, a line per noise level."""
+    points: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for cell in cells:
+        if cell.key["ic"] is not None:
+            mean, ci, _ = cell.stats(metric)
+            panel = f"{cell.key['algo']} on {cell.key['simulator']}"
+            points[panel][f"noise {cell.key['user_noise']}"].append((cell.key["ic"], mean, ci))
+    panels = {
+        name: {label: _series(p) for label, p in lines.items() if len(p) > 1}
+        for name, lines in points.items()
+    }
+    return _plot(path, "success vs the information bound", "I_c", metric, panels)
+
+
+def plot_learning_curves(cells: Sequence[Cell], sweep_dir: Path, metric: str, path: Path) -> bool:
+    """A panel per algorithm (and I_c) and simulator, a line per noise level; the mean over seeds."""
+    panels: dict[str, dict[str, Series]] = defaultdict(dict)
+    for cell in cells:
+        curves = [learning_curve(sweep_dir / "trials" / t.trial_id, f"eval/{metric}") for t in cell.trials]
+        curves = [c for c in curves if c]
+        if not curves:
+            continue
+        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        values = [[c[s] for c in curves] for s in steps]
+        panels[f"{cell.label} on {cell.key['simulator']}"][f"noise {cell.key['user_noise']}"] = (
+            steps,
+            [float(np.mean(v)) for v in values],
+            [confidence_interval(v) for v in values],
+        )
+    return _plot(path, "validation success during training (mean over seeds)", "epoch", metric, panels)
+
+
+# -- the report ---------------------------------------------------------------------------------------------
+
+
+def write_report(sweep_dir: Path, out: Path | None = None, definition: str = "papers") -> Path:
+    sweep_dir = Path(sweep_dir)
+    out = Path(out) if out else sweep_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    store = ResultStore.open_existing(sweep_dir)
+    finished = store.finished()
+    failed = {r.trial_id: r for r in store.records("failed") if r.trial_id not in finished}
+    cells = build_cells(finished.values())
+    metric = DEFINITIONS[definition]["success"]
+
+    write_csv(out / "cells.csv", cell_rows(cells))
+    write_csv(out / "trials.csv", trial_rows([*finished.values(), *failed.values()]))
+    plots = {
+        "success_vs_noise.png": plot_success_vs_noise(cells, metric, out / "success_vs_noise.png"),
+        "success_vs_ic.png": plot_success_vs_ic(cells, metric, out / "success_vs_ic.png"),
+        "learning_curves.png": plot_learning_curves(cells, sweep_dir, metric, out / "learning_curves.png"),
+    }
+    versions = sorted({r.versions.get("code", {}).get("git", "?") for r in finished.values()})
+    lines = [
+        f"# Sweep report: {sweep_dir.name}",
+        "",
+        f"{len(finished)} finished trials in {len(cells)} cells; {len(failed)} failed. "
+        f"Metric definitions: {definition} ({metric}). Values are mean ± 95% CI (normal approximation) over "
+        "seeds; n is the number of seeds. Code versions: " + ", ".join(versions or ["none"]) + ".",
+        "",
+        "## Paper table (no user noise; match, inform F1 and success in %)",
+        "",
+        paper_table(cells, definition),
+        "",
+        f"## Every cell: {metric}",
+        "",
+        cells_markdown(cells, metric),
+        "",
+    ]
+    lines += [f"![{name}]({name})\n" for name, made in plots.items() if made]
+    if failed:
+        lines += ["## Failed trials", ""]
+        for record in failed.values():
+            last_line = (record.error.strip().splitlines() or ["?"])[-1]
+            lines.append(f"- `{record.trial_id}` after {record.attempts} attempt(s): {last_line}")
+        lines.append("")
+    commands = sweep_dir / "commands.log"
+    if commands.is_file():
+        lines += ["## Commands", "", "```", commands.read_text().rstrip(), "```", ""]
+    (out / "report.md").write_text("\n".join(lines))
+    return out / "report.md"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", help="a folder written by experiments.sweep")
+    parser.add_argument("--out", help="report folder (default SWEEP_DIR/report)")
+    parser.add_argument(
+        "--definition",
+        choices=sorted(DEFINITIONS),
+        default="papers",
+        help="metric definitions of the tables and plots (default: the GDPL/VRB papers')",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("tensorboard", "matplotlib"):  # their INFO lines are about file discovery, not results
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        path = write_report(Path(args.sweep_dir), Path(args.out) if args.out else None, args.definition)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

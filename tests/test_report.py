@@ -1,0 +1,128 @@
+"""experiments.report on a results store built here: the expected cells, table, CSV and plots."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from experiments import report
+from experiments.store import ResultStore, TrialRecord
+from vrb.config import TrainConfig
+from vrb.logger import RunLogger
+
+SUCCESS = {  # (algo, simulator, noise) -> per-seed papers' success
+    ("vrb", "agenda", 0.0): [0.8, 0.9, 1.0],
+    ("vrb", "agenda", 0.2): [0.5, 0.6, 0.7],
+    ("ppo", "agenda", 0.0): [0.4, 0.6, 0.5],
+    ("vrb", "vhus", 0.0): [0.3, 0.3, 0.3],
+}
+TURNS = [10.0, 12.0, 14.0]
+
+
+def _record(algo: str, simulator: str, noise: float, seed: int, success: float, status: str = "finished"):
+    config = TrainConfig(algo=algo, simulator=simulator, seed=seed, user_noise=noise).to_dict()
+    metrics = (
+        {
+            "paper_success": success,
+            "success": success / 2,
+            "paper_turns": TURNS[seed],
+            "turns": 2 * TURNS[seed],
+            "paper_match": 1.0,
+            "book_rate": 1.0,
+            "paper_inform_f1": 0.5,
+            "inform_f1": 0.25,
+        }
+        if status == "finished"
+        else {}
+    )
+    return TrialRecord(
+        trial_id=f"{algo}-{simulator}-s{seed}-noise{noise}",
+        status=status,
+        attempts=1,
+        axes={"algo": algo, "simulator": simulator, "seed": seed, "user_noise": noise},
+        config=config,
+        metrics=metrics,
+        versions={"code": {"git": "abc123"}},
+        error="" if status == "finished" else "Traceback ...\nRuntimeError: out of memory",
+    )
+
+
+@pytest.fixture
+def sweep_dir(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append(
+        _record("vrb", "agenda", 0.0, 0, 0.0, status="failed")
+    )  # later finished: not reported failed
+    for (algo, simulator, noise), values in SUCCESS.items():
+        for seed, success in enumerate(values):
+            store.append(_record(algo, simulator, noise, seed, success))
+    store.append(_record("ppo", "vhus", 0.0, 0, 0.0, status="failed"))
+    for seed, success in enumerate(SUCCESS["vrb", "agenda", 0.0]):
+        logger = RunLogger(tmp_path / "trials" / f"vrb-agenda-s{seed}-noise0.0")
+        for epoch in range(3):
+            logger.scalars("eval", {"paper_success": success * epoch / 2}, epoch)
+        logger.close()
+    return tmp_path
+
+
+def test_store_is_append_only(sweep_dir):
+    import sqlite3
+
+    store = ResultStore(sweep_dir)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"), sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE trials SET status = 'failed'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"), sqlite3.connect(store.path) as conn:
+        conn.execute("DELETE FROM trials")
+    assert len(store.records()) == 14
+    assert "vrb-agenda-s0-noise0.0" in store.finished_ids()
+    assert "ppo-vhus-s0-noise0.0" not in store.finished_ids()
+
+
+def test_cells_have_mean_ci_and_n(sweep_dir):
+    cells = report.build_cells(ResultStore(sweep_dir).finished().values())
+    keys = [(c.key["algo"], c.key["simulator"], c.key["user_noise"], c.key["ic"]) for c in cells]
+    assert keys == [
+        ("vrb", "agenda", 0.0, 0.5),
+        ("vrb", "agenda", 0.2, 0.5),
+        ("vrb", "vhus", 0.0, 0.5),
+        ("ppo", "agenda", 0.0, None),
+    ]
+    mean, ci, n = cells[0].stats("paper_success")
+    assert (mean, n) == (pytest.approx(0.9), 3)
+    assert ci == pytest.approx(1.96 * 0.1 / math.sqrt(3))
+
+
+def test_report_files(sweep_dir):
+    path = report.write_report(sweep_dir)
+    text = path.read_text()
+    out = sweep_dir / "report"
+    assert "| policy | agenda turns | agenda match | agenda inform | agenda success | vhus turns |" in text
+    turns = f"12.00 ± {1.96 * 2 / math.sqrt(3):.2f}"
+    agenda, vhus = "100.0 ± 0.0 | 50.0 ± 0.0 | 90.0 ± 11.3", "100.0 ± 0.0 | 50.0 ± 0.0 | 30.0 ± 0.0"
+    assert f"| vrb ic=0.5 | {turns} | {agenda} | {turns} | {vhus} | 3/3 |" in text
+    assert "| ppo | " in text and " | — | — | — | — | 3/0 |" in text
+    assert "| vrb | agenda | 0.2 | 0.5 | 3 | 0.600 ± 0.113 |" in text
+    assert "`ppo-vhus-s0-noise0.0` after 1 attempt(s): RuntimeError: out of memory" in text
+    assert "vrb-agenda-s0-noise0.0` after" not in text
+    with open(out / "cells.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    assert float(rows[1]["paper_success_mean"]) == pytest.approx(0.6)
+    assert rows[1]["paper_success_n"] == "3" and rows[3]["ic"] == ""
+    with open(out / "trials.csv") as f:
+        assert len(list(csv.DictReader(f))) == 13  # 12 finished + 1 failed
+    for name in ("success_vs_noise.png", "learning_curves.png"):
+        assert (out / name).stat().st_size > 1000, name
+    assert not (out / "success_vs_ic.png").exists()  # one I_c only: nothing to plot
+
+
+def test_learning_curve_reads_event_files(sweep_dir):
+    curve = report.learning_curve(sweep_dir / "trials" / "vrb-agenda-s2-noise0.0", "eval/paper_success")
+    assert curve == {0: 0.0, 1: pytest.approx(0.5), 2: pytest.approx(1.0)}
+
+
+def test_cli_on_a_folder_without_store(tmp_path, capsys):
+    assert report.main([str(tmp_path)]) == 2
+    assert "a sweep folder written by experiments.sweep" in capsys.readouterr().err

@@ -1,0 +1,192 @@
+"""The sweep runner: config expansion, and the smoke sweep on a local Ray with one trial killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments import report, sweep
+from experiments.store import ResultStore
+from vrb.config import TrainConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = REPO_ROOT / "experiments" / "configs"
+SWEEP_TIMEOUT_S = 180  # the issue's bound for the smoke sweep on this 2-core machine
+
+
+def test_shipped_configs_expand():
+    counts = {
+        name: len(sweep.load_spec(CONFIGS / f"{name}.yaml").trials())
+        for name in ("smoke", "paper_table", "robustness")
+    }
+    assert counts == {"smoke": 4, "paper_table": 6 * 2 * 5 + 5, "robustness": 16 * 3 + 2 * 4 * 3}
+    paper = sweep.load_spec(CONFIGS / "paper_table.yaml").trials()
+    assert not [t for t in paper if t.config.algo == "gp_mbcm" and t.config.simulator == "vhus"]
+    robust = sweep.load_spec(CONFIGS / "robustness.yaml").trials()
+    assert {(t.config.ic, t.config.user_noise) for t in robust if t.config.algo == "vrb"} == {
+        (ic, p) for ic in (0.1, 0.2, 0.5, 1.0) for p in (0.0, 0.1, 0.2, 0.3)
+    }
+
+
+def test_trial_ids_follow_the_config(tmp_path):
+    text = (CONFIGS / "smoke.yaml").read_text()
+    first = [t.trial_id for t in _spec(tmp_path, text).trials()]
+    assert first == [t.trial_id for t in _spec(tmp_path, text).trials()]
+    assert first[0].startswith("vrb-agenda-s0-noise0.0-")
+    changed = [t.trial_id for t in _spec(tmp_path, text.replace("epochs: 4", "epochs: 5")).trials()]
+    assert not set(first) & set(changed)  # an edited config never reuses stale results
+
+
+def test_trial_ids_ignore_defaults_the_file_does_not_name():
+    """A new or retuned TrainConfig default must not orphan a sweep's finished trials."""
+    axes, evaluation = {"algo": "vrb", "seed": 0}, {"dialogues": 10, "first_seed": 0}
+    config = TrainConfig(algo="vrb", epochs=3)
+    retuned = config.replace(gamma=0.95)
+    explicit = ("epochs", "algo", "seed")
+    assert sweep._trial_id(axes, config, explicit, evaluation) == sweep._trial_id(
+        axes, retuned, explicit, evaluation
+    )
+    assert sweep._trial_id(axes, config, explicit, evaluation) != sweep._trial_id(
+        axes, config.replace(epochs=4), explicit, evaluation
+    )
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("grid: [{algo: [vrb], colour: [red]}]", "unknown config field 'colour'"),
+        ("grid: [{algo: [vrb], user_noise: [1.5]}]", "'user_noise' = 1.5: expected a number in [0, 1]"),
+        ("grid: []", "'grid' a non-empty list"),
+        ("grid: [{algo: [vrb]}]\nevaluation: {dialogs: 3}", "evaluation.dialogs is unknown"),
+        ("grid: [{algo: [vrb]}]\nextra: 1", "unknown key 'extra'"),
+    ],
+)
+def test_bad_configs_are_named(tmp_path, text, message):
+    with pytest.raises(sweep.SpecError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        _spec(tmp_path, text)
+
+
+def _spec(tmp_path: Path, text: str) -> sweep.SweepSpec:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return sweep.load_spec(path)
+
+
+# -- the smoke sweep on a local Ray -------------------------------------------------------------------------
+
+
+def _start(out: Path, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "RAY_DEDUP_LOGS": "0"}
+    with open(log, "w") as f:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "experiments.sweep",
+                str(CONFIGS / "smoke.yaml"),
+                "--out",
+                str(out),
+                "--max-concurrent",
+                "2",
+            ],
+            cwd=REPO_ROOT,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def _wait_for(condition, process: subprocess.Popen, what: str, log: Path, timeout: float = SWEEP_TIMEOUT_S):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    pytest.fail(f"gave up waiting for {what}; sweep log tail:\n{log.read_text()[-3000:]}")
+
+
+def _attempts(trial_dir: Path) -> list[dict]:
+    path = trial_dir / sweep.ATTEMPTS_FILE
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+@pytest.mark.slow
+def test_smoke_sweep_survives_a_killed_trial_and_reruns_only_it(tmp_path):
+    out, log = tmp_path / "sweep", tmp_path / "run1.log"
+    trials = sweep.load_spec(CONFIGS / "smoke.yaml").trials()
+    victim = out / "trials" / trials[0].trial_id
+    started = time.monotonic()
+    process = _start(out, log)
+
+    # kill the victim once mid-training (after its first epoch's last.pt), then kill the resumed retry too:
+    # with the smoke config's max_retries 1 that spends its retries
+    first = _wait_for(
+        lambda: (victim / "last.pt").is_file() and _attempts(victim), process, "the first epoch", log
+    )
+    os.kill(first[0]["pid"], signal.SIGKILL)
+    second = _wait_for(lambda: len(_attempts(victim)) == 2 and _attempts(victim), process, "the retry", log)
+    assert second[1]["resume"] and second[1]["pid"] != first[0]["pid"]
+    os.kill(second[1]["pid"], signal.SIGKILL)
+    assert process.wait(timeout=SWEEP_TIMEOUT_S) == 1, log.read_text()[-3000:]
+    elapsed = time.monotonic() - started
+    assert elapsed < SWEEP_TIMEOUT_S
+
+    store = ResultStore(out)
+    rows = store.records()
+    assert {(r.trial_id, r.status) for r in rows} == {
+        (t.trial_id, "failed" if t is trials[0] else "finished") for t in trials
+    }
+    failed = store.records("failed")[0]
+    assert failed.attempts == 2 and failed.trial_id == trials[0].trial_id
+    for record in store.records("finished"):
+        assert record.attempts == 1 and 0 <= record.metrics["success"] <= 1
+        assert record.metrics["dialogues"] == 20
+        assert record.versions["code"]["package"] and len(record.versions["data_checksums"]) > 10
+        assert record.config["user_noise"] == record.axes["user_noise"]
+    others = {
+        t.trial_id: (out / "trials" / t.trial_id / "evaluation.json").stat().st_mtime_ns for t in trials[1:]
+    }
+
+    # the re-run completes the victim only (resuming it from its last.pt), and touches nothing else
+    rerun_log = tmp_path / "run2.log"
+    process = _start(out, rerun_log)
+    assert process.wait(timeout=SWEEP_TIMEOUT_S) == 0, rerun_log.read_text()[-3000:]
+    assert "skipped 3 already finished; ran 1; failed 0" in rerun_log.read_text()
+    after = ResultStore(out).records()
+    assert after[: len(rows)] == rows
+    assert [(r.trial_id, r.status) for r in after[len(rows) :]] == [(trials[0].trial_id, "finished")]
+    assert [a["resume"] for a in _attempts(victim)] == [False, True, True]
+    for trial_id, mtime in others.items():
+        assert len(_attempts(out / "trials" / trial_id)) == 1
+        assert (out / "trials" / trial_id / "evaluation.json").stat().st_mtime_ns == mtime
+
+    text = report.write_report(out).read_text()
+    assert "4 finished trials in 4 cells; 0 failed" in text
+    assert {0, trials[0].config.epochs} <= report.learning_curve(victim, "eval/paper_success").keys()
+
+
+@pytest.mark.slow
+def test_a_crashing_trial_is_retried_then_recorded_failed(tmp_path):
+    spec = _spec(
+        tmp_path,
+        "name: crash\nbase: {epochs: 1, steps_per_epoch: 8, num_envs: 2, pretrained_policy: /nonexistent.pt}"
+        "\ngrid: [{algo: [ppo]}]\nevaluation: {dialogues: 2}\ntrials: {max_retries: 1}",
+    )
+    outcome = sweep.run_sweep(spec, tmp_path / "sweep", max_concurrent=1)
+    (trial,) = spec.trials()
+    assert outcome.failed == [trial.trial_id]
+    (record,) = ResultStore(tmp_path / "sweep").records()
+    assert (record.status, record.attempts) == ("failed", 2)
+    assert "checkpoint /nonexistent.pt does not exist" in record.error
+    assert len(_attempts(tmp_path / "sweep" / "trials" / trial.trial_id)) == 2
