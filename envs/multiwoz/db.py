@@ -112,6 +112,7 @@ class _Table:
         self._lower_keys = [{k.lower() for k in record} for record in records]
         self._field_index: dict[str, tuple[int, dict[str, int], list[str | None]]] = {}
         self._mask_memo: dict[tuple, int] = {}
+        self._clocks: dict[str, list[int | None]] = {}
 
     def _index(self, key: str) -> tuple[int, dict[str, int], list[str | None]]:
         """For ``key``: (mask of records any comparison keeps, {normalised value: mask}, each record's value).
@@ -177,13 +178,17 @@ class _Table:
 
     def _time_mask(self, key: str, value: Any) -> int:
         wanted = parse_clock(value)
+        if wanted is None:
+            return self.all_mask
+        if key not in self._clocks:  # each record's time, parsed once; None: the record always passes
+            self._clocks[key] = [
+                parse_clock(record.get(key)) if key.lower() in lower_keys else None
+                for record, lower_keys in zip(self.records, self._lower_keys, strict=True)
+            ]
+        keep = TIME_COMPARISONS[key]
         mask = 0
-        for i, record in enumerate(self.records):
-            if key.lower() not in self._lower_keys[i]:
-                mask |= 1 << i
-                continue
-            actual = parse_clock(record.get(key))
-            if wanted is None or actual is None or TIME_COMPARISONS[key](wanted, actual):
+        for i, actual in enumerate(self._clocks[key]):
+            if actual is None or keep(wanted, actual):
                 mask |= 1 << i
         return mask
 

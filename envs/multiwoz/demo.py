@@ -1,8 +1,14 @@
-"""Watch the agenda user talk to a system: ``python -m envs.multiwoz.demo --seed 3``.
+"""Watch a system talk to the agenda user: ``python -m envs.multiwoz.demo --policy rule --seed 3``.
 
-Samples a goal as ConvLab-2 would for the seed, then runs one dialogue at the dialogue-act level against a
-system from ``POLICIES`` (by default a small scripted one that looks entities up in the database, answers the
-user's requests and books), printing every act on its own line.
+Runs one seeded dialogue in ``DialogueEnv`` and prints the user's goal, every turn as template text
+(``TemplateNLG``, both sides) with its dialogue acts beneath, and the dialogue's metrics in both definitions
+(ConvLab-2's and the GDPL/VRB papers', see ``envs.multiwoz.evaluator``). Systems (``--policy``):
+
+* ``rule``: ConvLab-2's handcrafted system policy, drawing from the dialogue's own random stream (``env.rng``)
+  as ConvLab-2's did, so the dialogue is the one ConvLab-2 records for the seed.
+* ``random``: 1-3 of the 209 system acts a turn, chosen as the recorded random-policy traces chose them (from
+  ``random.Random("random_policy-<seed>")``) and lexicalised by the environment.
+* ``scripted``: a small system that offers the first database match, answers requests and books.
 """
 
 from __future__ import annotations
@@ -15,24 +21,40 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from envs.dialogue_env import DialogueEnv
 from envs.multiwoz import data as mw_data
-from envs.multiwoz.agenda import UserSimulator
 from envs.multiwoz.db import Database
-from envs.multiwoz.goal import GoalGenerator
+from envs.multiwoz.evaluator import DialogueMetrics, summarize
+from envs.multiwoz.nlg import TemplateNLG
 from envs.multiwoz.ontology import NO_CONSTRAINT_VALUES, SYSTEM_ACT_SLOT, USER_ACT_SLOT
+from envs.multiwoz.rule_policy import RulePolicy
+from envs.multiwoz.vector import ACTION_DIM
 
 Act = list[str]
 BOOK_SLOTS = frozenset({"people", "day", "stay", "time"})
 ENTITY_DOMAINS = ("attraction", "hotel", "restaurant", "train")
 NAME_SLOT = {"train": ("Id", "trainID")}  # how the system names an entity, when not by "Name"
+MAX_SEED = 2**32 - 1  # numpy's RandomState, which samples the goal, takes seeds up to this
+RANDOM_POLICY_ACTS = (1, 3)  # fewest and most acts a turn of the random policy
+METRIC_ROWS = (  # (label, ConvLab-2 key, papers' key); None: the definition has no such number
+    ("success", "success", "paper_success"),
+    ("success within limit", "success_within_limit", None),
+    ("book rate / match", "book_rate", "paper_match"),
+    ("inform precision", "inform_precision", "paper_inform_precision"),
+    ("inform recall", "inform_recall", "paper_inform_recall"),
+    ("inform F1", "inform_f1", "paper_inform_f1"),
+    ("turns", "turns", "paper_turns"),
+    ("final goal in database", "final_goal_analyze", None),
+    ("user goal complete", "complete", None),
+)
 
 
-class SystemPolicy(Protocol):
-    """What the demo needs from a system: a fresh start, then acts in reply to the user's acts."""
+class Agent(Protocol):
+    """A system in the demo: a 209-act 0/1 vector (``env.step``) or lexicalised acts (``env.step_acts``)."""
 
-    def reset(self) -> None: ...
+    def reset(self, seed: int) -> None: ...
 
-    def act(self, user_acts: Sequence[Act], rng: random.Random) -> list[Act]: ...
+    def act(self, env: DialogueEnv) -> np.ndarray | list[Act]: ...
 
 
 class ScriptedSystem:
@@ -45,12 +67,15 @@ class ScriptedSystem:
                           for domain, slots in USER_ACT_SLOT.items()}
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, seed: int = 0) -> None:
         self.constraints: dict[str, dict[str, str]] = {}
         self.booking: dict[str, dict[str, str]] = {}
         self.taxi: Mapping[str, str] | None = None
 
-    def act(self, user_acts: Sequence[Act], rng: random.Random) -> list[Act]:
+    def act(self, env: DialogueEnv) -> list[Act]:
+        return self.reply(env.user_acts, env.rng)
+
+    def reply(self, user_acts: Sequence[Act], rng: random.Random) -> list[Act]:
         requested: list[str] = []
         domain = None
         for intent, act_domain, slot, value in user_acts:
@@ -107,8 +132,39 @@ class ScriptedSystem:
         return [["Inform", "Taxi", "Car", car], ["Inform", "Taxi", "Phone", self.taxi["taxi_phone"]]]
 
 
-POLICIES: dict[str, Callable[[mw_data.MultiWozData, Database], SystemPolicy]] = {
-    "scripted": lambda data, db: ScriptedSystem(db),
+class RuleAgent:
+    """ConvLab-2's rule policy on the tracker's state, sharing the dialogue's random stream."""
+
+    def __init__(self, db: Database):
+        self.policy = RulePolicy(db)
+
+    def reset(self, seed: int) -> None:
+        self.policy.reset()
+
+    def act(self, env: DialogueEnv) -> list[Act]:
+        return self.policy.act(env.state, env.rng)
+
+
+class RandomAgent:
+    """1-3 distinct acts of the 209 a turn, drawn as the recorded random-policy traces drew them."""
+
+    def __init__(self) -> None:
+        self.rng = random.Random()
+
+    def reset(self, seed: int) -> None:
+        self.rng = random.Random(f"random_policy-{seed}")
+
+    def act(self, env: DialogueEnv) -> np.ndarray:
+        chosen = self.rng.sample(range(ACTION_DIM), self.rng.randint(*RANDOM_POLICY_ACTS))
+        action = np.zeros(ACTION_DIM, dtype=np.int8)
+        action[chosen] = 1
+        return action
+
+
+POLICIES: dict[str, Callable[[Database], Agent]] = {
+    "rule": RuleAgent,
+    "random": lambda db: RandomAgent(),
+    "scripted": ScriptedSystem,
 }
 
 
@@ -124,46 +180,65 @@ def format_goal(goal: Mapping[str, Any], ordering: Sequence[str]) -> list[str]:
         for part, content in goal[domain].items():
             if isinstance(content, dict):
                 content = ", ".join(f"{slot}={value}" for slot, value in content.items())
+            elif isinstance(content, list):
+                content = ", ".join(content)
             lines.append(f"    {part:<14} {content}")
     return lines
 
 
-def run_dialogue(seed: int, policy: str = "scripted", data_dir: str | None = None) -> list[str]:
-    """One seeded dialogue as printable lines."""
-    data = mw_data.load(data_dir)
-    db = Database.from_data(data)
-    rng = random.Random(seed)
-    goal_raw = GoalGenerator.from_data(data, db).sample(rng, np.random.RandomState(seed))
-    user = UserSimulator.from_data(data)
-    user.start(goal_raw, rng)
-    system = POLICIES[policy](data, db)
-    system.reset()
-    lines = [f"seed {seed}: goal (domains in order {', '.join(user.domains)})"]
-    lines += format_goal(user.domain_goals, user.domains)
-    sys_acts: list[Act] = []
-    round_index = 0
-    while not user.terminated:
-        user_acts = user.respond(sys_acts)
-        lines.append(f"round {round_index}")
-        lines += [f"  user   {format_act(act)}" for act in user_acts]
-        if user.terminated:
+def format_metrics(metrics: DialogueMetrics) -> list[str]:
+    """The dialogue's scores in both definitions, side by side."""
+    summary = summarize([metrics])
+
+    def cell(key: str | None) -> str:
+        if key is None:
+            return "-"
+        value = summary[key]
+        return "n/a" if value is None else f"{value:.3f}".rstrip("0").rstrip(".")
+
+    lines = [f"metrics{'':<18} {'ConvLab-2':>10} {'papers':>10}"]
+    lines += [f"  {label:<23} {cell(ours):>10} {cell(paper):>10}" for label, ours, paper in METRIC_ROWS]
+    return lines
+
+
+def run_dialogue(seed: int, policy: str = "rule", data_dir: str | None = None) -> list[str]:
+    """One seeded dialogue as printable lines: goal, turns (text, then acts), outcome and metrics."""
+    env = DialogueEnv(data_dir=data_dir)
+    agent = POLICIES[policy](env.world.db)
+    nlg = {side: TemplateNLG(env.world.data, side=side) for side in ("user", "system")}
+    env.reset(seed=seed)
+    agent.reset(seed)
+    ordering = env.goal["domain_ordering"]
+    lines = [f"dialogue seed {seed}, system policy {policy!r}", f"user goal (domains in order {', '.join(ordering)})"]
+    lines += format_goal(env.goal, ordering)
+    terminated = truncated = False
+    info: dict[str, Any] = {}
+    while True:
+        lines.append(f"round {env.rounds}")
+        lines.append(f"  user:   {nlg['user'].generate(env.user_acts)}")
+        lines += [f"          {format_act(act)}" for act in env.user_acts]
+        if terminated or truncated:
             break
-        sys_acts = system.act(user_acts, rng)
-        lines += [f"  system {format_act(act)}" for act in sys_acts]
-        round_index += 1
-    outcome = "complete" if user.goal_complete else "incomplete"
-    lines.append(f"end after {round_index + 1} rounds: goal {outcome}, user reward {user.reward:+.0f}")
-    lines.append("final goal:")
-    lines += format_goal(user.domain_goals, user.domains)
+        action = agent.act(env)
+        _, _, terminated, truncated, info = env.step_acts(action) if isinstance(action, list) else env.step(action)
+        lines.append(f"  system: {nlg['system'].generate(env.sys_acts)}")
+        lines += [f"          {format_act(act)}" for act in env.sys_acts]
+    ending = "the user ended the dialogue" if terminated else f"truncated at {env.max_rounds} rounds"
+    lines.append(f"end: {ending} after {env.rounds} rounds")
+    lines.append("final user goal")
+    lines += format_goal(env.user.domain_goals, ordering)
+    lines += format_metrics(info["metrics"])
     return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m envs.multiwoz.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0, help="seeds the goal, the user and the system")
-    parser.add_argument("--policy", choices=sorted(POLICIES), default="scripted", help="the system to talk to")
+    parser.add_argument("--seed", type=int, default=0, help=f"dialogue seed, 0..{MAX_SEED}")
+    parser.add_argument("--policy", choices=sorted(POLICIES), default="rule", help="the system to talk to")
     parser.add_argument("--data-dir", default=None, help="MultiWOZ data folder (default: resolved as usual)")
     args = parser.parse_args(argv)
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed {args.seed}: expected an integer in 0..{MAX_SEED}")
     try:
         lines = run_dialogue(args.seed, args.policy, args.data_dir)
     except mw_data.DataError as exc:

@@ -5,7 +5,21 @@
 Each component is a comparer registered in ``COMPONENTS``: given one recorded dialogue it yields checks
 ``(turn, [(field, expected, got), ...])``; a check matches when its list of differences is empty. Components are
 teacher-forced from the trace (recorded goal, recorded system acts, recorded RNG positions), so one component's
-error does not cascade into the next. Exit status: 0 all checks match, 1 any mismatch, 2 unreadable input.
+error does not cascade into the next.
+
+The last line is ``parity: goal X/N, init X/N, user-turns X/M, dst X/M, vector X/M, eval X/K``, counting:
+
+* goal, init: dialogues (N); one check covers every field the trace records for it (``goal_raw`` and
+  ``rng_after_goal``; ``goal_initial``, ``domain_ordering``, ``agenda_initial``, ``rng_after_init``).
+* user-turns: rounds (M); a round matches when ``user``, ``terminated``, ``goal_after_user``,
+  ``agenda_after_user`` and ``reward_user`` all do.
+* dst: rounds (M); ``belief_state`` and ``request_state`` of a fresh tracker fed the recorded acts.
+* vector: rounds (M); ``state_vec_nz`` and ``sys_act_vec_nz``, and on random-policy rounds the lexicalised
+  ``sys`` of ``random_choice`` together with the RNG position it ends at.
+* eval: checks (K = M + 15 N): each round's ``reward_eval``, and each of the 15 ``final`` fields the evaluator
+  produces (``envs.multiwoz.parity_system.FINAL_FIELDS``) once per dialogue.
+
+Exit status: 0 all checks match, 1 any mismatch, 2 unreadable input.
 """
 
 from __future__ import annotations
@@ -24,16 +38,21 @@ import numpy as np
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.agenda import UserSimulator
 from envs.multiwoz.db import Database
+from envs.multiwoz.dst import RuleDST
+from envs.multiwoz.evaluator import Evaluator
 from envs.multiwoz.goal import GoalGenerator
+from envs.multiwoz.parity_system import compare_dst, compare_eval
 from envs.multiwoz.traces import read_traces, rng_at, rng_position
+from envs.multiwoz.vector import Vectoriser, compare_vector
 
 Difference = tuple[str, Any, Any]  # (field, expected, got)
 Check = tuple[int | None, list[Difference]]  # (round index or None for per-dialogue checks, differences)
 
 DIALOGUE_FIELDS = ("seed", "goal_raw", "rng_after_goal", "goal_initial", "domain_ordering", "agenda_initial",
-                   "rng_after_init", "turns")
+                   "rng_after_init", "turns", "rng_end", "goal_final", "final")
 TURN_FIELDS = ("t", "rng_before_user", "sys_in", "user", "terminated", "goal_after_user", "agenda_after_user",
-               "reward_user")
+               "reward_user", "rng_before_sys", "belief_state", "request_state", "state_vec_nz", "sys_act_vec_nz",
+               "sys", "reward_eval")
 
 
 class TraceFormatError(ValueError):
@@ -61,6 +80,18 @@ class ReplayContext:
     @functools.cached_property
     def user(self) -> UserSimulator:
         return UserSimulator.from_data(self.data)
+
+    @functools.cached_property
+    def tracker(self) -> RuleDST:
+        return RuleDST.from_data(self.data)
+
+    @functools.cached_property
+    def vectoriser(self) -> Vectoriser:
+        return Vectoriser(self.data, self.database)
+
+    @functools.cached_property
+    def evaluator(self) -> Evaluator:
+        return Evaluator(self.database)
 
 
 Comparer = Callable[[dict[str, Any], ReplayContext], Iterable[Check]]
@@ -148,6 +179,42 @@ def compare_user_turns(dialogue: dict[str, Any], ctx: ReplayContext) -> Iterator
         ])
 
 
+def checks_from_counts(matched: int, total: int, turn: int | None, first: Difference | None) -> Iterator[Check]:
+    """Checks from a system-side comparer that reports one dialogue as (matched, total, first mismatch): the first
+    mismatch in detail, the dialogue's other mismatches by count only (the comparers stop describing after one)."""
+    if first is not None:
+        yield turn, [first]
+        for _ in range(total - matched - 1):
+            yield turn, [("a later check of this dialogue", "match", "mismatch")]
+    for _ in range(matched):
+        yield turn, []
+
+
+@component("dst", "turns")
+def compare_dst_turns(dialogue: dict[str, Any], ctx: ReplayContext) -> Iterator[Check]:
+    matched, total, first = compare_dst(dialogue, ctx.tracker)
+    if first is None:
+        return checks_from_counts(matched, total, None, None)
+    return checks_from_counts(matched, total, first.turn, (first.field, first.expected, first.actual))
+
+
+@component("vector", "turns")
+def compare_vector_turns(dialogue: dict[str, Any], ctx: ReplayContext) -> Iterator[Check]:
+    matched, total, first = compare_vector(dialogue, ctx.vectoriser)
+    if first is None:
+        return checks_from_counts(matched, total, None, None)
+    return checks_from_counts(matched, total, first["t"], (first["field"], first["expected"], first["got"]))
+
+
+@component("eval", "checks")
+def compare_eval_checks(dialogue: dict[str, Any], ctx: ReplayContext) -> Iterator[Check]:
+    """Per-round ``reward_eval`` and the ``final`` fields; a mismatch on turn None is in ``final``."""
+    matched, total, first = compare_eval(dialogue, ctx.evaluator)
+    if first is None:
+        return checks_from_counts(matched, total, None, None)
+    return checks_from_counts(matched, total, first.turn, (first.field, first.expected, first.actual))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Running and reporting
 
@@ -207,8 +274,12 @@ def replay(path: str, limit: int | None = None, components: Sequence[str] | None
             count += 1
             for comp in chosen:
                 tally = tallies[comp.name]
-                for check in comp.compare(dialogue, ctx):
-                    tally.add(dialogue["seed"], check)
+                try:
+                    for check in comp.compare(dialogue, ctx):
+                        tally.add(dialogue["seed"], check)
+                except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+                    raise TraceFormatError(f"seed {dialogue['seed']}: the {comp.name} replay cannot use the recorded "
+                                           f"values ({type(exc).__name__}: {exc})") from exc
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TraceFormatError(f"cannot read {path}: {exc}") from exc
     if count == 0:
