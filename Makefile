@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 train: $(STAMP)
-	$(PY) -m envs.multiwoz.demo --seed 3
+	$(PY) -m vrb.train --simulator agenda
+
+demo: $(STAMP)
+	$(PY) -m envs.multiwoz.demo --policy rule --seed 3
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -24,3 +27,5 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_user.py
+	$(PY) benchmarks/bench_env.py
+	$(PY) benchmarks/bench_train.py

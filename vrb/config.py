@@ -43,7 +43,7 @@ class TrainConfig:
     update_epochs: int = 5
     minibatch_size: int = 32
     ent_coef: float = 0.0
-    target_kl: float = 0.0  # > 0: stop a PPO update early once a round's mean approx. KL exceeds it (0: off)
+    target_kl: float = 0.02  # > 0: stop a PPO update early once a round's mean approx. KL exceeds it (0: off)
     max_grad_norm: float = 10.0
     policy_lr: float = 1e-4  # RMSprop
     value_lr: float = 5e-5  # Adam
@@ -56,7 +56,7 @@ class TrainConfig:
     estimator_hidden: int = 50
     estimator_weight_clip: float = 0.02  # GDPL clips every estimator weight to [-c, c] after each step
     estimator_pretrain_epochs: int = 0  # ConvLab-2 starts GDPL without estimator pretraining
-    reward_normalize: bool = False  # standardise each epoch's learned rewards (see vrb.train.learned_rewards)
+    reward_normalize: bool = True  # standardise each epoch's learned rewards (see vrb.train.learned_rewards)
     reward_logpi_coef: float = 1.0  # r = f - c log pi; 1 is AIRL's (and GDPL's) reward, < 1 damps its entropy bonus
     z_dim: int = 32
     ic: float = 0.5
@@ -64,7 +64,7 @@ class TrainConfig:
     phi0: float = 0.0
 
     # behaviour cloning (mle, and the warm start of the RL learners)
-    mle_epochs: int = 16
+    mle_epochs: int = 40
     mle_lr: float = 1e-3  # RMSprop
     mle_weight_decay: float = 1e-5
     mle_pos_weight: float = 5.0
@@ -78,7 +78,7 @@ class TrainConfig:
     acer_num_actions: int = 200  # summary actions: the most frequent corpus act combinations
     acer_replay_size: int = 32_768  # transitions kept for off-policy updates (whole epochs of them)
     acer_replay_ratio: int = 4  # off-policy updates per on-policy one
-    acer_truncation: float = 10.0  # c: importance weights are truncated at c, the rest goes to bias correction
+    acer_truncation: float = 10.0  # c: importance weights truncated at c; the bias correction does the rest
     acer_trust_region: bool = True
     acer_trust_region_delta: float = 1.0  # the paper's delta
     acer_average_decay: float = 0.99  # alpha of the average policy network
@@ -87,9 +87,9 @@ class TrainConfig:
     acer_ent_coef: float = 1e-3
 
     # -- GP-MBCM baseline (baselines/gp_mbcm.py; Gasic et al. 2015) --
-    gp_num_actions: int = 30  # summary actions: the most frequent corpus act combinations
+    gp_num_actions: int = 30  # the most frequent corpus act combinations, plus "answer the requests"
     gp_length_scale: float = 3.0  # kernel exp(-hamming(b, b') / (2 l^2)) on the 0/1 state vectors
-    gp_prior_mean: float = -20.0  # prior mean of Q: about the return of a dialogue that fails at the turn limit
+    gp_prior_mean: float = -20.0  # prior mean of Q: about the return of a dialogue failing at the turn limit
     gp_signal_var: float = 100.0  # prior variance of Q (returns span about -40..+40)
     gp_noise_var: float = 100.0  # sigma^2 of GP-SARSA's noise model
     gp_ald_threshold: float = 0.1  # approximate linear dependence, relative to gp_signal_var

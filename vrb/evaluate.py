@@ -159,7 +159,8 @@ def load_agent(path: str | Path) -> tuple[Agent, dict]:
         policy, config = load_policy(path)
         return NeuralAgent(policy), config
     if kind not in BASELINE_ALGOS:
-        raise CheckpointError(f"checkpoint {path} names agent kind {kind!r}; expected one of {BASELINE_ALGOS}")
+        raise CheckpointError(f"checkpoint {path} names agent kind {kind!r}; expected one of "
+                              f"{BASELINE_ALGOS}")
     return importlib.import_module(f"baselines.{kind}").agent_from_checkpoint(checkpoint), checkpoint.config
 
 

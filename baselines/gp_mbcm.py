@@ -1,0 +1,493 @@
+"""GP-MBCM (Gasic et al. 2015): GP-SARSA Q-functions per domain, combined by a Bayesian committee machine.
+
+Summary actions: the ``gp_num_actions`` most frequent act combinations of the corpus
+(``baselines.common.SummaryActions``). Summary action k is the 209-act vector ``vectors[k]``; the environment
+lexicalises it from the database (entity names, counts, booking references) like any neural policy's action.
+With the default 30 (35% of the corpus turns exactly) they range from {general-bye} and {Booking-Book-Ref-1,
+general-reqmore} to {Taxi-Inform-Car-1, Taxi-Inform-Phone-1}, which is sent as [["Inform", "Taxi", "Car", <a
+car from the taxi table>], ["Inform", "Taxi", "Phone", <its phone number>]], and {Train-Request-Depart-?}. All
+committee members share this action set and the BCM combines their estimates of the same summary action.
+One more summary action (the last index) is state-dependent, like Gasic et al.'s summary actions that a
+heuristic turns into a full act: "answer the requests" sends Domain-Inform-Slot-1 for every
+Domain-Request-Slot the user's last turn holds (where the system vocabulary has that act), and nothing when
+there is none. The fixed combinations alone cannot answer most requests (30 of them hold no hotel address,
+for instance): without it the default run stayed below 10% validation success, with it it passes 70%.
+
+Kernel on (belief state, summary action): k((b, a), (b', a')) = s2 exp(-|b - b'|^2 / (2 l^2)) * delta(a, a'),
+where b is the 340-dim 0/1 state vector (for 0/1 vectors |b - b'|^2 is the Hamming distance), s2 =
+``gp_signal_var`` and l = ``gp_length_scale``. The delta kernel makes the GP over (b, a) a set of independent
+GPs over b, one per summary action, which is how it is stored.
+
+GP-SARSA with Engel et al.'s Monte-Carlo noise model (noise covariance s_n^2 H H^T for an episode's band
+matrix H of (1, -gamma)): H is invertible for a complete dialogue, and the posterior reduces exactly to GP
+regression of the discounted returns-to-go G_t on (b_t, a_t) with i.i.d. noise s_n^2
+(``tests/test_gp_mbcm.py`` checks this against the H form). Sparse as in GP-SARSA: a point joins the
+dictionary D only when approximate linear dependence fails, delta = k(x, x) - k_D(x)^T K_D^{-1} k_D(x) >
+``gp_ald_threshold`` * s2 (and D holds fewer than ``gp_max_dictionary`` points); every point x is
+represented by a = K_D^{-1} k_D(x) (a unit vector when it joined D), and only S = A^T A and g = A^T G are
+kept. Posterior at x with k = k_D(x):
+
+    mean = k^T (S K_D + s_n^2 I)^{-1} g,    variance = k(x, x) - k^T (S K_D + s_n^2 I)^{-1} S k.
+
+Committee: one member per domain of the user-act vocabulary plus ``general`` (before any domain is named). A
+turn's data trains the member of the domain the user is talking about (the domain of the most user acts in the
+state, carried over from earlier turns when the user names none). Every member estimates Q(b, a) for every
+state; the BCM (Tresp 2000) combines M estimates with prior variance k(x, x):
+
+    var^-1 = sum_i var_i^-1 - (M - 1) / k(x, x),    mean = var * sum_i mean_i / var_i,
+
+so members that have seen similar states dominate. The GPs model Q - m0 with a constant prior mean m0 =
+``gp_prior_mean`` (about the return of a failed dialogue), so that a summary action never tried in similar
+states looks poor to the greedy policy instead of better than every tried one. Acting: Thompson sampling
+(argmax of mean + sd * N(0, 1) per summary action) while learning, argmax of the mean for evaluation.
+Learning is online per epoch: sample ``steps_per_epoch`` steps (``vrb.sampling.collect``, evaluator
+rewards), add the completed dialogues (a dialogue still running when the epoch's sampling stops has no
+return yet and is dropped), recompute the posteriors. No warm start: Gasic et al. learn from scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from baselines.common import SummaryActions, finish_run, start_run_folder
+from envs.dialogue_env import DialogueEnv
+from envs.multiwoz import data as mw_data
+from envs.multiwoz.vector import ACTION_DIM, STATE_DIM, USER_ACT_DIM, USER_OFFSET
+from vrb.checkpoint import Checkpoint, load_checkpoint, restore_rng_states, save_checkpoint
+from vrb.config import TrainConfig
+from vrb.evaluate import run_dialogues
+from vrb.expert import load_expert
+from vrb.logger import RunLogger
+from vrb.ppo import RolloutBuffer
+from vrb.sampling import collect, epoch_seeds, make_vector_env
+from vrb.train import VALIDATION_SEED_BASE, UsageError
+
+logger = logging.getLogger(__name__)
+
+GENERAL = "general"
+
+
+def state_kernel(a: np.ndarray, b: np.ndarray, length_scale: float, signal_var: float) -> np.ndarray:
+    """s2 exp(-|a_i - b_j|^2 / (2 l^2)) between the rows of ``a`` [n, d] and ``b`` [m, d]."""
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return signal_var * np.exp(-np.maximum(squared, 0.0) / (2.0 * length_scale**2))
+
+
+def bcm_combine(means: np.ndarray, variances: np.ndarray, prior_var: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bayesian committee machine over the leading axis (members): combined mean and variance."""
+    variances = np.clip(variances, 1e-9 * prior_var, prior_var)
+    precision = (1.0 / variances).sum(0) - (means.shape[0] - 1) / prior_var
+    combined_var = 1.0 / precision
+    return combined_var * (means / variances).sum(0), combined_var
+
+
+def discounted_returns(rewards: np.ndarray, done: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Returns-to-go G_t over time-major [T, N] steps, and which steps belong to a dialogue that ended in them
+    (the others have no return yet)."""
+    returns = np.zeros_like(rewards, dtype=np.float64)
+    complete = np.zeros(rewards.shape, dtype=bool)
+    running = np.zeros(rewards.shape[1])
+    ended = np.zeros(rewards.shape[1], dtype=bool)
+    for t in reversed(range(rewards.shape[0])):
+        ended |= done[t]
+        running = np.where(done[t], 0.0, running) * gamma + rewards[t]
+        returns[t], complete[t] = running, ended
+    return returns, complete
+
+
+class SparseGP:
+    """GP regression of returns on states for one (member, summary action), with an ALD-sparse dictionary."""
+
+    def __init__(
+        self,
+        state_dim: int,
+        *,
+        length_scale: float,
+        signal_var: float,
+        noise_var: float,
+        ald_threshold: float,
+        max_dictionary: int,
+    ):
+        self.length_scale, self.signal_var, self.noise_var = length_scale, signal_var, noise_var
+        self.ald_threshold, self.max_dictionary = ald_threshold, max_dictionary
+        self.dictionary = np.zeros((0, state_dim))
+        self.kernel_inverse = np.zeros((0, 0))
+        self.projection_gram = np.zeros((0, 0))  # S = A^T A
+        self.projected_returns = np.zeros(0)  # g = A^T G
+        self.alpha = np.zeros(0)
+        self.covariance_factor = np.zeros((0, 0))  # C = (S K + s_n^2 I)^{-1} S
+        self.stale = False  # data were added since the last refresh
+
+    def __len__(self) -> int:
+        return self.dictionary.shape[0]
+
+    def kernel(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return state_kernel(a, b, self.length_scale, self.signal_var)
+
+    def add(self, state: np.ndarray, ret: float) -> None:
+        """One observed (state, return): grow the dictionary if ALD fails, then update S and g."""
+        k = self.kernel(self.dictionary, state[None])[:, 0]
+        coefficients = self.kernel_inverse @ k
+        residual = self.signal_var - k @ coefficients
+        if len(self) < self.max_dictionary and residual > self.ald_threshold * self.signal_var:
+            m = len(self)
+            inverse = np.empty((m + 1, m + 1))
+            inverse[:m, :m] = self.kernel_inverse + np.outer(coefficients, coefficients) / residual
+            inverse[:m, m] = inverse[m, :m] = -coefficients / residual
+            inverse[m, m] = 1.0 / residual
+            self.kernel_inverse = inverse
+            self.dictionary = np.vstack([self.dictionary, state])
+            self.projection_gram = np.pad(self.projection_gram, ((0, 1), (0, 1)))
+            self.projected_returns = np.pad(self.projected_returns, (0, 1))
+            coefficients = np.zeros(m + 1)
+            coefficients[m] = 1.0
+        self.projection_gram += np.outer(coefficients, coefficients)
+        self.projected_returns += coefficients * ret
+        self.stale = True
+
+    def refresh(self) -> None:
+        """Recompute alpha and C from S and g (after a batch of ``add``)."""
+        if not self.stale:
+            return
+        self.stale = False
+        system = self.projection_gram @ self.kernel(
+            self.dictionary, self.dictionary
+        ) + self.noise_var * np.eye(len(self))
+        solved = np.linalg.solve(system, np.column_stack([self.projected_returns, self.projection_gram]))
+        self.alpha, self.covariance_factor = solved[:, 0], solved[:, 1:]
+
+    def predict(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and variance at each row of ``states``."""
+        if not len(self):
+            return np.zeros(len(states)), np.full(len(states), self.signal_var)
+        k = self.kernel(states, self.dictionary)
+        variance = self.signal_var - np.einsum("bi,ij,bj->b", k, self.covariance_factor, k)
+        return k @ self.alpha, variance
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {
+            "dictionary": torch.as_tensor(self.dictionary),
+            "kernel_inverse": torch.as_tensor(self.kernel_inverse),
+            "projection_gram": torch.as_tensor(self.projection_gram),
+            "projected_returns": torch.as_tensor(self.projected_returns),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value.numpy().astype(np.float64))
+        self.stale = True
+        self.refresh()
+
+
+class Committee:
+    """One SparseGP per (member domain, summary action); Q(b, .) is their BCM combination over members."""
+
+    def __init__(
+        self, members: tuple[str, ...], summary: SummaryActions, answers: np.ndarray, cfg: TrainConfig
+    ):
+        self.members, self.vectors, self.answers = members, summary.vectors, answers
+        self.num_actions = len(summary) + 1  # the fixed combinations, then "answer the requests"
+        self.prior_mean, self.signal_var = cfg.gp_prior_mean, cfg.gp_signal_var
+        self.gps = [
+            [
+                SparseGP(
+                    STATE_DIM,
+                    length_scale=cfg.gp_length_scale,
+                    signal_var=cfg.gp_signal_var,
+                    noise_var=cfg.gp_noise_var,
+                    ald_threshold=cfg.gp_ald_threshold,
+                    max_dictionary=cfg.gp_max_dictionary,
+                )
+                for _ in range(self.num_actions)
+            ]
+            for _ in members
+        ]
+        self.length_scale = cfg.gp_length_scale
+        self.refresh()
+
+    def q_values(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """BCM mean and variance of Q(b, a), shape [B, K]: one kernel evaluation against every dictionary,
+        then every GP's mean and variance at once from the padded stacks built by ``refresh``."""
+        states = np.asarray(states, dtype=np.float32)
+        means = np.zeros((len(self.members), len(states), self.num_actions))
+        variances = np.full_like(means, self.signal_var)
+        if len(self.slots):
+            # states are sparse 0/1 vectors: a dot product is a sum of the dictionary's columns they select
+            dots = np.stack([self.points_by_feature[np.flatnonzero(state)].sum(0) for state in states])
+            squared = (states * states).sum(1)[:, None] + self.point_norms - 2.0 * dots
+            k = self.signal_var * np.exp(-np.maximum(squared, 0.0) / (2.0 * self.length_scale**2))
+            padded = np.pad(k, ((0, 0), (0, 1)))[:, self.gather].transpose(1, 0, 2)  # [G, B, m]; pads read 0
+            members, actions = self.slots.T
+            means[members, :, actions] = (padded * self.alphas[:, None, :]).sum(-1)
+            variances[members, :, actions] -= (np.matmul(padded, self.covariances) * padded).sum(-1)
+        mean, variance = bcm_combine(means, variances, self.signal_var)
+        return mean + self.prior_mean, variance
+
+    def action_vectors(self, states: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """The 209-act vector of each chosen summary action in its state."""
+        vectors = self.vectors[np.minimum(chosen, len(self.vectors) - 1)].copy()
+        for row in np.flatnonzero(chosen == len(self.vectors)):
+            answers = self.answers[np.flatnonzero(states[row, USER_OFFSET : USER_OFFSET + USER_ACT_DIM])]
+            vectors[row] = 0.0
+            vectors[row, answers[answers >= 0]] = 1.0
+        return vectors
+
+    def add(self, member: int, action: int, state: np.ndarray, ret: float) -> None:
+        self.gps[member][action].add(np.asarray(state, dtype=np.float64), ret - self.prior_mean)
+
+    def refresh(self) -> None:
+        """Recompute every posterior and the padded stacks of the non-empty GPs that ``q_values`` reads."""
+        filled = [
+            (member, action, gp)
+            for member, gps in enumerate(self.gps)
+            for action, gp in enumerate(gps)
+            if len(gp)
+        ]
+        for _, _, gp in filled:
+            gp.refresh()
+        width = max((len(gp) for _, _, gp in filled), default=0)
+        self.slots = np.array([(member, action) for member, action, _ in filled], dtype=np.int64).reshape(
+            -1, 2
+        )
+        self.all_points = np.vstack([np.zeros((0, STATE_DIM))] + [gp.dictionary for _, _, gp in filled])
+        self.all_points = self.all_points.astype(np.float32)
+        self.point_norms = (self.all_points * self.all_points).sum(1)
+        self.points_by_feature = np.ascontiguousarray(self.all_points.T)
+        self.gather = np.full((len(filled), width), len(self.all_points))  # the extra zero column
+        self.alphas = np.zeros((len(filled), width), dtype=np.float32)
+        self.covariances = np.zeros((len(filled), width, width), dtype=np.float32)
+        start = 0
+        for g, (_, _, gp) in enumerate(filled):
+            m = len(gp)
+            self.gather[g, :m] = np.arange(start, start + m)
+            self.alphas[g, :m], self.covariances[g, :m, :m] = gp.alpha, gp.covariance_factor
+            start += m
+
+    def dictionary_size(self) -> int:
+        return sum(len(gp) for member in self.gps for gp in member)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "members": list(self.members),
+            "vectors": torch.as_tensor(self.vectors),
+            "answers": torch.as_tensor(self.answers),
+            "gps": [[gp.state_dict() for gp in member] for member in self.gps],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if tuple(state["members"]) != self.members or len(state["gps"][0]) != self.num_actions:
+            raise ValueError(
+                f"committee of {state['members']} x {len(state['gps'][0])} actions does not fit "
+                f"{list(self.members)} x {self.num_actions}"
+            )
+        self.vectors, self.answers = state["vectors"].numpy(), state["answers"].numpy()
+        for member, saved in zip(self.gps, state["gps"], strict=True):
+            for gp, gp_state in zip(member, saved, strict=True):
+                gp.load_state_dict(gp_state)
+        self.refresh()
+
+
+class ThompsonActor:
+    """Drives vrb.sampling.collect: each summary action's Q is drawn from its BCM posterior, the best is sent.
+    The chosen summary-action indices are kept in ``taken`` (one row per call), since a state-dependent
+    action's 209-act vector does not identify it."""
+
+    def __init__(self, committee: Committee):
+        self.committee = committee
+        self.taken: list[np.ndarray] = []
+
+    def act(
+        self, states: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        states = states.cpu().numpy()
+        mean, var = self.committee.q_values(states)
+        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64).numpy()
+        chosen = (mean + np.sqrt(var) * noise).argmax(1)
+        self.taken.append(chosen)
+        return torch.as_tensor(self.committee.action_vectors(states, chosen)), torch.zeros(len(chosen))
+
+
+class GreedyAgent:
+    """The committee's greedy policy (argmax of the BCM mean) as a ``vrb.evaluate.Agent``."""
+
+    def __init__(self, committee: Committee):
+        self.committee = committee
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray:
+        mean, _ = self.committee.q_values(observation[None])
+        return self.committee.action_vectors(observation[None], mean.argmax(1))[0].astype(np.int8)
+
+
+def request_answers(user_act_vocab: list[str], sys_act_vocab: list[str]) -> np.ndarray:
+    """Per user act: the system act answering it if it is a request (D-Request-S-? -> D-Inform-S-1), or -1."""
+    sys_index = {act: i for i, act in enumerate(sys_act_vocab)}
+    answers = []
+    for act in user_act_vocab:
+        domain, intent, slot = act.split("-")[:3]
+        answers.append(sys_index.get(f"{domain}-Inform-{slot}-1", -1) if intent == "Request" else -1)
+    return np.array(answers, dtype=np.int64)
+
+
+def committee_members(user_act_vocab: list[str]) -> tuple[tuple[str, ...], np.ndarray]:
+    """Member names (``general`` first, then the vocabulary's domains) and each user act's member index."""
+    domains = [act.split("-")[0].lower() for act in user_act_vocab]
+    members = (GENERAL, *sorted(set(domains) - {GENERAL}))
+    return members, np.array([members.index(d) for d in domains])
+
+
+def turn_members(states: np.ndarray, done: np.ndarray, act_member: np.ndarray, n_members: int) -> np.ndarray:
+    """Member index of every time-major step [T, N]: the domain with the most user acts in the state, else the
+    previous turn's of the same dialogue, else ``general``."""
+    user_acts = states[..., USER_OFFSET : USER_OFFSET + USER_ACT_DIM]
+    counts = np.zeros((*states.shape[:2], n_members))
+    for member in range(1, n_members):  # member 0 (general) never wins over a named domain
+        counts[..., member] = user_acts[..., act_member == member].sum(-1)
+    named, strongest = counts.max(-1) > 0, counts.argmax(-1)
+    members = np.zeros(states.shape[:2], dtype=np.int64)
+    current = np.zeros(states.shape[1], dtype=np.int64)
+    for t in range(states.shape[0]):
+        current = np.where(named[t], strongest[t], current)
+        members[t] = current
+        current = np.where(done[t], 0, current)
+    return members
+
+
+def learn_from(
+    committee: Committee, buffer: RolloutBuffer, actions: np.ndarray, act_member: np.ndarray, gamma: float
+) -> dict[str, float]:
+    """Add the buffer's completed dialogues (summary actions ``actions`` [T, N]) to the committee and refresh
+    the posteriors."""
+    done = (buffer.terminated + buffer.truncated).cpu().numpy() > 0
+    states = buffer.states.cpu().numpy()
+    returns, complete = discounted_returns(buffer.rewards.cpu().numpy(), done, gamma)
+    members = turn_members(states, done, act_member, len(committee.members))
+    for t, env in zip(*np.nonzero(complete), strict=True):
+        committee.add(members[t, env], actions[t, env], states[t, env], returns[t, env])
+    committee.refresh()
+    return {
+        "transitions_used": float(complete.sum()),
+        "return_mean": float(returns[complete].mean()),
+        "dictionary_size": float(committee.dictionary_size()),
+    }
+
+
+def validate(committee: Committee, env: DialogueEnv, dialogues: int) -> dict[str, Any]:
+    seeds = range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + dialogues)
+    return run_dialogues(GreedyAgent(committee), env, seeds).summary
+
+
+def agent_from_checkpoint(checkpoint: Checkpoint) -> GreedyAgent:
+    """The greedy committee policy of a GP-MBCM checkpoint (what ``vrb.evaluate --checkpoint`` runs)."""
+    state = checkpoint.state["committee"]
+    summary = SummaryActions(state["vectors"].numpy(), coverage=float("nan"))
+    committee = Committee(
+        tuple(state["members"]), summary, state["answers"].numpy(), checkpoint.train_config()
+    )
+    committee.load_state_dict(state)
+    return GreedyAgent(committee)
+
+
+def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
+    torch.set_num_threads(cfg.torch_threads)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    data = mw_data.load(cfg.data_dir or None)
+    checksums = mw_data.verify(data.root)
+    expert = load_expert(data, data.training_split())
+    summary = SummaryActions.from_corpus(expert.actions, cfg.gp_num_actions)
+    members, act_member = committee_members(list(data.usr_act_vocab))
+    committee = Committee(
+        members, summary, request_answers(list(data.usr_act_vocab), list(data.sys_act_vocab)), cfg
+    )
+    eval_env = DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir or None, user_noise=cfg.user_noise)
+
+    start_epoch, best = 0, {"success": -1.0}
+    record: dict[str, Any] = {
+        "training_split": expert.split,
+        "summary_actions": len(summary),
+        "summary_coverage": summary.coverage,
+        "members": list(members),
+    }
+    last_path = out / "last.pt"
+    if resume:
+        checkpoint = load_checkpoint(last_path)
+        saved = checkpoint.train_config()
+        if (saved.algo, saved.simulator, saved.seed) != (cfg.algo, cfg.simulator, cfg.seed):
+            raise UsageError(
+                f"{last_path} is a {saved.algo}/{saved.simulator}/seed {saved.seed} run; "
+                f"cannot resume it as {cfg.algo}/{cfg.simulator}/seed {cfg.seed}"
+            )
+        committee.load_state_dict(checkpoint.state["committee"])
+        restore_rng_states({"torch": gen}, checkpoint.rng_states)
+        start_epoch, best, record = checkpoint.epoch + 1, checkpoint.state["best"], checkpoint.state["record"]
+        logger.info("resuming %s at epoch %d", last_path, start_epoch)
+    tb = RunLogger(out, purge_step=start_epoch if resume else None)
+
+    def save(path: Path, epoch: int) -> None:
+        state = {"agent_kind": "gp_mbcm", "committee": committee.state_dict(), "best": best, "record": record}
+        save_checkpoint(
+            path, config=cfg, epoch=epoch, state=state, rngs={"torch": gen}, data_checksums=checksums
+        )
+
+    if not resume:
+        start_run_folder(cfg, out)
+        best = {"epoch": -1, **validate(committee, eval_env, cfg.eval_dialogues)}
+        record["start"] = best
+        tb.scalars("eval", best, 0)
+        save(out / "best.pt", -1)
+
+    vec_env = make_vector_env(
+        cfg.simulator,
+        cfg.num_envs,
+        reward_mode="evaluator",
+        data_dir=cfg.data_dir or None,
+        user_noise=cfg.user_noise,
+    )
+    buffer = RolloutBuffer(cfg.steps_per_env, cfg.num_envs, STATE_DIM, ACTION_DIM)
+    actor = ThompsonActor(committee)
+    progress = tqdm(
+        range(start_epoch, cfg.epochs),
+        desc=f"gp_mbcm on {cfg.simulator}",
+        initial=start_epoch,
+        total=cfg.epochs,
+    )
+    for epoch in progress:
+        started = time.perf_counter()
+        episodes = collect(vec_env, actor, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
+        sampled = time.perf_counter()
+        taken, actor.taken = np.stack(actor.taken), []
+        tb.scalars("gp", learn_from(committee, buffer, taken, act_member, cfg.gamma), epoch + 1)
+        tb.scalars("rollout", episodes.summary(), epoch + 1)
+        elapsed = time.perf_counter() - started
+        tb.scalars(
+            "perf",
+            {
+                "steps_per_s": cfg.steps_per_epoch / elapsed,
+                "sampling_steps_per_s": cfg.steps_per_epoch / (sampled - started),
+            },
+            epoch + 1,
+        )
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            scores = validate(committee, eval_env, cfg.eval_dialogues)
+            tb.scalars("eval", scores, epoch + 1)
+            progress.set_postfix(
+                success=f"{scores['success']:.3f}", best=f"{max(best['success'], scores['success']):.3f}"
+            )
+            if scores["success"] > best["success"]:
+                best = {"epoch": epoch, **scores}
+                save(out / "best.pt", epoch)
+        save(last_path, epoch)
+    vec_env.close()
+
+    record["best"] = best
+    record["final"] = validate(committee, eval_env, cfg.eval_dialogues)
+    return finish_run(out, cfg, tb, record)
