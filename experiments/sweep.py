@@ -46,6 +46,7 @@ import shutil
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +67,7 @@ TRIAL_DEFAULTS = {"max_retries": 2, "cpus": 1}
 AXIS_LABELS = {"algo": "", "simulator": "", "seed": "s", "ic": "ic", "user_noise": "noise"}
 # a finished trial's metrics and versions travel to the driver as one string under this key
 PAYLOAD_KEY = "trial_record_json"
+ERROR_FILE = "error.txt"  # the last attempt's traceback, written by the trial itself
 ATTEMPTS_FILE = "attempts.jsonl"  # one line per attempt: pid, host, start time (who to kill, who ran it)
 
 
@@ -202,9 +204,14 @@ def run_trial(trial_config: Mapping[str, Any], table: Mapping[str, Mapping[str, 
     params = table[trial_config["trial_id"]]
     os.environ["TQDM_DISABLE"] = "1"  # progress bars of many trials interleave into noise on the driver
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    payload = train_and_evaluate(
-        TrainConfig.from_dict(params["config"]), Path(params["out"]), **params["evaluation"]
-    )
+    out = Path(params["out"])
+    try:
+        payload = train_and_evaluate(TrainConfig.from_dict(params["config"]), out, **params["evaluation"])
+    except Exception:
+        # Ray's own error file can still be unwritten when the driver hears of the failure; this one is not.
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ERROR_FILE).write_text(traceback.format_exc())
+        raise
     tune.report({"success": payload["metrics"]["success"], PAYLOAD_KEY: json.dumps(payload)})
 
 
@@ -308,6 +315,9 @@ def _recorder(
                 error = str(trial.get_error() or "")
             except Exception as exc:  # the error file may be unreadable; the failure itself is what matters
                 error = f"(error text unavailable: {exc})"
+            if not error:
+                written = store.path.parent / "trials" / trial.config["trial_id"] / ERROR_FILE
+                error = written.read_text() if written.is_file() else ""
             self._append(trial, "failed", {}, error[-4000:] or "the trial's process died")
 
     return Recorder()
