@@ -203,7 +203,7 @@ def test_test_split_is_held_out_and_recorded(mwdata, vectoriser, cache_dir, val_
 
 def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("VRB_CACHE_DIR", str(tmp_path / "explicit"))
-    assert default_cache_dir() == tmp_path / "explicit"
+    assert default_cache_dir() == tmp_path / "explicit" / "expert"
     monkeypatch.delenv("VRB_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "vrb" / "expert"

@@ -173,9 +173,9 @@ def build_expert(corpus: Mapping[str, Mapping[str, Any]], vectoriser: Vectoriser
 
 
 def default_cache_dir() -> Path:
-    """``$VRB_CACHE_DIR``, else ``$XDG_CACHE_HOME/vrb/expert`` (``~/.cache/vrb/expert``)."""
+    """``$VRB_CACHE_DIR/expert``, else ``$XDG_CACHE_HOME/vrb/expert`` (the VHUS cache sits beside it)."""
     explicit = os.environ.get(CACHE_ENV_VAR)
-    return Path(explicit) if explicit else user_cache_dir() / "expert"
+    return (Path(explicit) if explicit else user_cache_dir()) / "expert"
 
 
 def cache_key(data: MultiWozData, split: str) -> str:
