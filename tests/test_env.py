@@ -155,3 +155,9 @@ def test_render_ansi_shows_the_transcript():
 def test_random_dialogues_never_crash_and_end_within_the_round_limit(env, seed, actions_seed):
     history = play(env, seed, actions_seed)
     assert len(history) <= env.max_rounds
+
+
+def test_two_thousand_random_dialogues_end_within_the_round_limit():
+    env = DialogueEnv()
+    rounds = [len(play(env, seed, actions_seed=seed)) for seed in range(2000)]
+    assert max(rounds) <= env.max_rounds and min(rounds) >= 1
