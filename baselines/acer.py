@@ -50,13 +50,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
-from baselines.common import SummaryActions, finish_run, start_run_folder
+from baselines.common import SummaryActions, start_run_folder
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
-from vrb.checkpoint import Checkpoint, load_checkpoint, restore_rng_states, save_checkpoint
+from vrb.checkpoint import Checkpoint, restore_rng_states
 from vrb.config import TrainConfig
 from vrb.evaluate import NeuralAgent
 from vrb.expert import ExpertData, load_expert
@@ -64,7 +63,7 @@ from vrb.logger import RunLogger
 from vrb.policy import mlp
 from vrb.ppo import RolloutBuffer, shuffled_indices
 from vrb.sampling import collect, epoch_seeds, make_vector_env
-from vrb.train import MLE_HOLDOUT_FRACTION, UsageError, validate
+from vrb.train import MLE_HOLDOUT_FRACTION, RunTracker, resume_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -388,47 +387,41 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
 
     start_epoch, best = 0, {"success": -1.0}
     record: dict[str, Any] = {"training_split": expert.split, "summary_actions": len(summary)}
-    last_path = out / "last.pt"
     if resume:
-        checkpoint = load_checkpoint(last_path)
-        saved = checkpoint.train_config()
-        if (saved.algo, saved.simulator, saved.seed) != (cfg.algo, cfg.simulator, cfg.seed):
-            raise UsageError(
-                f"{last_path} is a {saved.algo}/{saved.simulator}/seed {saved.seed} run; "
-                f"cannot resume it as {cfg.algo}/{cfg.simulator}/seed {cfg.seed}"
-            )
+        checkpoint = resume_checkpoint(cfg, out)
         policy.load_state_dict(checkpoint.state["policy"])
         q_net.load_state_dict(checkpoint.state["q"])
         acer.load_state_dict(checkpoint.state["acer"])
         restore_rng_states({"torch": gen}, checkpoint.rng_states)
         start_epoch, best, record = checkpoint.epoch + 1, checkpoint.state["best"], checkpoint.state["record"]
-        logger.info("resuming %s at epoch %d with an empty replay memory", last_path, start_epoch)
-    tb = RunLogger(out, purge_step=start_epoch if resume else None)
+        logger.info("the replay memory starts empty after a resume")
+    tb = RunLogger(out, purge_step=start_epoch + 1 if resume else None)
 
-    def save(path: Path, epoch: int) -> None:
-        state = {
+    def learner_state() -> dict[str, Any]:
+        return {
             "agent_kind": "acer",
             "policy": policy.state_dict(),
             "q": q_net.state_dict(),
             "acer": acer.state_dict(),
-            "best": best,
-            "record": record,
         }
-        save_checkpoint(
-            path, config=cfg, epoch=epoch, state=state, rngs={"torch": gen}, data_checksums=checksums
-        )
 
+    run = RunTracker(
+        cfg,
+        out,
+        tb,
+        eval_env,
+        agent=NeuralAgent(policy),
+        learner_state=learner_state,
+        rngs={"torch": gen},
+        checksums=checksums,
+        best=best,
+        record=record,
+    )
     if not resume:
         start_run_folder(cfg, out)
         record["mle"] = clone_summary_behaviour(policy, expert, summary, cfg, gen, tb)
         acer.average_policy.load_state_dict(policy.state_dict())
-        best = {"epoch": -1, **validate(policy, eval_env, cfg.eval_dialogues)}
-        record["start"] = best
-        tb.scalars("eval", best, 0)
-        logger.info(
-            "start policy: validation success %.3f (papers %.3f)", best["success"], best["paper_success"]
-        )
-        save(out / "best.pt", -1)
+        run.start()
 
     vec_env = make_vector_env(
         cfg.simulator,
@@ -438,10 +431,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
         user_noise=cfg.user_noise,
     )
     buffer = RolloutBuffer(cfg.steps_per_env, cfg.num_envs, STATE_DIM, ACTION_DIM)
-    progress = tqdm(
-        range(start_epoch, cfg.epochs), desc=f"acer on {cfg.simulator}", initial=start_epoch, total=cfg.epochs
-    )
-    for epoch in progress:
+    for epoch in run.epochs(start_epoch):
         started = time.perf_counter()
         episodes = collect(vec_env, policy, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
         sampled = time.perf_counter()
@@ -453,27 +443,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
             "acer_replay", {k: float(np.mean([s[k] for s in replayed])) for k in replayed[0]}, epoch + 1
         )
         tb.scalars("rollout", episodes.summary(), epoch + 1)
-        elapsed = time.perf_counter() - started
-        tb.scalars(
-            "perf",
-            {
-                "steps_per_s": cfg.steps_per_epoch / elapsed,
-                "sampling_steps_per_s": cfg.steps_per_epoch / (sampled - started),
-            },
-            epoch + 1,
-        )
-        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            scores = validate(policy, eval_env, cfg.eval_dialogues)
-            tb.scalars("eval", scores, epoch + 1)
-            progress.set_postfix(
-                success=f"{scores['success']:.3f}", best=f"{max(best['success'], scores['success']):.3f}"
-            )
-            if scores["success"] > best["success"]:
-                best = {"epoch": epoch, **scores}
-                save(out / "best.pt", epoch)
-        save(last_path, epoch)
+        run.end_epoch(epoch, started, sampled)
     vec_env.close()
-
-    record["best"] = best
-    record["final"] = validate(policy, eval_env, cfg.eval_dialogues)
-    return finish_run(out, cfg, tb, record)
+    return run.finish()

@@ -15,13 +15,11 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from vrb.config import TrainConfig
-from vrb.logger import RunLogger
 
 logger = logging.getLogger(__name__)
 
@@ -70,16 +68,3 @@ class SummaryActions:
 def start_run_folder(cfg: TrainConfig, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-
-
-def finish_run(out: Path, cfg: TrainConfig, tb: RunLogger, record: dict[str, Any]) -> dict[str, Any]:
-    """HParams with the best validation scores, then results.json (what vrb.train writes too)."""
-    best = record["best"]
-    tb.hparams(cfg.hparams(), {f"best_{k}": v for k, v in best.items()})
-    tb.close()
-    results = out / "results.json"
-    results.write_text(json.dumps(record, indent=1, default=float))
-    logger.info(
-        "best validation success %.3f at epoch %d; results in %s", best["success"], best["epoch"], results
-    )
-    return record

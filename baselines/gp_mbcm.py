@@ -54,20 +54,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from baselines.common import SummaryActions, finish_run, start_run_folder
+from baselines.common import SummaryActions, start_run_folder
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.vector import ACTION_DIM, STATE_DIM, USER_ACT_DIM, USER_OFFSET
-from vrb.checkpoint import Checkpoint, load_checkpoint, restore_rng_states, save_checkpoint
+from vrb.checkpoint import Checkpoint, restore_rng_states
 from vrb.config import TrainConfig
-from vrb.evaluate import run_dialogues
 from vrb.expert import load_expert
 from vrb.logger import RunLogger
 from vrb.ppo import RolloutBuffer
 from vrb.sampling import collect, epoch_seeds, make_vector_env
-from vrb.train import VALIDATION_SEED_BASE, UsageError
+from vrb.train import RunTracker, resume_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -381,11 +379,6 @@ def learn_from(
     }
 
 
-def validate(committee: Committee, env: DialogueEnv, dialogues: int) -> dict[str, Any]:
-    seeds = range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + dialogues)
-    return run_dialogues(GreedyAgent(committee), env, seeds).summary
-
-
 def agent_from_checkpoint(checkpoint: Checkpoint) -> GreedyAgent:
     """The greedy committee policy of a GP-MBCM checkpoint (what ``vrb.evaluate --checkpoint`` runs)."""
     state = checkpoint.state["committee"]
@@ -417,33 +410,27 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
         "summary_coverage": summary.coverage,
         "members": list(members),
     }
-    last_path = out / "last.pt"
     if resume:
-        checkpoint = load_checkpoint(last_path)
-        saved = checkpoint.train_config()
-        if (saved.algo, saved.simulator, saved.seed) != (cfg.algo, cfg.simulator, cfg.seed):
-            raise UsageError(
-                f"{last_path} is a {saved.algo}/{saved.simulator}/seed {saved.seed} run; "
-                f"cannot resume it as {cfg.algo}/{cfg.simulator}/seed {cfg.seed}"
-            )
+        checkpoint = resume_checkpoint(cfg, out)
         committee.load_state_dict(checkpoint.state["committee"])
         restore_rng_states({"torch": gen}, checkpoint.rng_states)
         start_epoch, best, record = checkpoint.epoch + 1, checkpoint.state["best"], checkpoint.state["record"]
-        logger.info("resuming %s at epoch %d", last_path, start_epoch)
-    tb = RunLogger(out, purge_step=start_epoch if resume else None)
-
-    def save(path: Path, epoch: int) -> None:
-        state = {"agent_kind": "gp_mbcm", "committee": committee.state_dict(), "best": best, "record": record}
-        save_checkpoint(
-            path, config=cfg, epoch=epoch, state=state, rngs={"torch": gen}, data_checksums=checksums
-        )
-
+    tb = RunLogger(out, purge_step=start_epoch + 1 if resume else None)
+    run = RunTracker(
+        cfg,
+        out,
+        tb,
+        eval_env,
+        agent=GreedyAgent(committee),
+        rngs={"torch": gen},
+        checksums=checksums,
+        best=best,
+        record=record,
+        learner_state=lambda: {"agent_kind": "gp_mbcm", "committee": committee.state_dict()},
+    )
     if not resume:
         start_run_folder(cfg, out)
-        best = {"epoch": -1, **validate(committee, eval_env, cfg.eval_dialogues)}
-        record["start"] = best
-        tb.scalars("eval", best, 0)
-        save(out / "best.pt", -1)
+        run.start()
 
     vec_env = make_vector_env(
         cfg.simulator,
@@ -454,40 +441,13 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     )
     buffer = RolloutBuffer(cfg.steps_per_env, cfg.num_envs, STATE_DIM, ACTION_DIM)
     actor = ThompsonActor(committee)
-    progress = tqdm(
-        range(start_epoch, cfg.epochs),
-        desc=f"gp_mbcm on {cfg.simulator}",
-        initial=start_epoch,
-        total=cfg.epochs,
-    )
-    for epoch in progress:
+    for epoch in run.epochs(start_epoch):
         started = time.perf_counter()
         episodes = collect(vec_env, actor, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
         sampled = time.perf_counter()
         taken, actor.taken = np.stack(actor.taken), []
         tb.scalars("gp", learn_from(committee, buffer, taken, act_member, cfg.gamma), epoch + 1)
         tb.scalars("rollout", episodes.summary(), epoch + 1)
-        elapsed = time.perf_counter() - started
-        tb.scalars(
-            "perf",
-            {
-                "steps_per_s": cfg.steps_per_epoch / elapsed,
-                "sampling_steps_per_s": cfg.steps_per_epoch / (sampled - started),
-            },
-            epoch + 1,
-        )
-        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            scores = validate(committee, eval_env, cfg.eval_dialogues)
-            tb.scalars("eval", scores, epoch + 1)
-            progress.set_postfix(
-                success=f"{scores['success']:.3f}", best=f"{max(best['success'], scores['success']):.3f}"
-            )
-            if scores["success"] > best["success"]:
-                best = {"epoch": epoch, **scores}
-                save(out / "best.pt", epoch)
-        save(last_path, epoch)
+        run.end_epoch(epoch, started, sampled)
     vec_env.close()
-
-    record["best"] = best
-    record["final"] = validate(committee, eval_env, cfg.eval_dialogues)
-    return finish_run(out, cfg, tb, record)
+    return run.finish()

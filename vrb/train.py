@@ -21,7 +21,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,9 +32,9 @@ from tqdm import tqdm
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
-from vrb.checkpoint import CheckpointError, load_checkpoint, restore_rng_states, save_checkpoint
+from vrb.checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore_rng_states, save_checkpoint
 from vrb.config import BASELINE_ALGOS, TrainConfig
-from vrb.evaluate import NeuralAgent, run_dialogues
+from vrb.evaluate import Agent, NeuralAgent, run_dialogues
 from vrb.expert import ExpertData, load_expert
 from vrb.logger import RunLogger
 from vrb.mle import act_scores, behaviour_cloning_from_config
@@ -73,14 +73,23 @@ class RewardLearner(Protocol):
 
 
 def clone_behaviour(
-    policy: MultiLabelPolicy, expert: ExpertData, test: ExpertData, cfg: TrainConfig, gen: torch.Generator,
+    policy: MultiLabelPolicy,
+    expert: ExpertData,
+    test: ExpertData,
+    cfg: TrainConfig,
+    gen: torch.Generator,
     tb: RunLogger,
 ) -> dict[str, float]:
     """MLE on the training split (a dialogue-level hold-out picks the epoch); act scores on the test split."""
     holdout = np.asarray(expert.dialogue_index) % round(1 / MLE_HOLDOUT_FRACTION) == 0
     history = behaviour_cloning_from_config(
-        policy, expert.states[~holdout], expert.actions[~holdout], expert.states[holdout],
-        expert.actions[holdout], cfg, gen,
+        policy,
+        expert.states[~holdout],
+        expert.actions[~holdout],
+        expert.states[holdout],
+        expert.actions[holdout],
+        cfg,
+        gen,
     )
     for record in history:
         tb.scalars("mle", {k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
@@ -92,13 +101,18 @@ def clone_behaviour(
     return result
 
 
-def validate(policy: MultiLabelPolicy, env: DialogueEnv, dialogues: int) -> dict[str, Any]:
+def validate(agent: Agent, env: DialogueEnv, dialogues: int) -> dict[str, Any]:
+    """The agent on the fixed validation dialogues (model selection never sees vrb.evaluate's seeds)."""
     seeds = range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + dialogues)
-    return run_dialogues(NeuralAgent(policy), env, seeds).summary
+    return run_dialogues(agent, env, seeds).summary
 
 
 def learned_rewards(
-    estimator: RewardEstimator, expert: ExpertSampler, buffer: RolloutBuffer, logpi_coef: float, normalize: bool
+    estimator: RewardEstimator,
+    expert: ExpertSampler,
+    buffer: RolloutBuffer,
+    logpi_coef: float,
+    normalize: bool,
 ) -> dict[str, float]:
     """Update the estimator on this epoch's transitions, then relabel them with r = f − c·log π.
 
@@ -109,12 +123,121 @@ def learned_rewards(
     """
     batch = buffer.transitions()
     stats = estimator.update(expert.sample(len(batch)), batch)
-    rewards = estimator.reward(batch.states, batch.actions, batch.next_states, buffer.flat_log_probs(), logpi_coef)
+    rewards = estimator.reward(
+        batch.states, batch.actions, batch.next_states, buffer.flat_log_probs(), logpi_coef
+    )
     stats |= {"reward_mean": rewards.mean().item(), "reward_std": rewards.std().item()}
     if normalize:
         rewards = (rewards - rewards.mean()) / (rewards.std() + 1e-8)
     buffer.set_rewards(rewards)
     return stats
+
+
+def resume_checkpoint(cfg: TrainConfig, out: Path) -> Checkpoint:
+    """``out/last.pt``, refused when it belongs to another algorithm, simulator or seed."""
+    path = out / "last.pt"
+    checkpoint = load_checkpoint(path)
+    saved = checkpoint.train_config()
+    if (saved.algo, saved.simulator, saved.seed) != (cfg.algo, cfg.simulator, cfg.seed):
+        raise UsageError(
+            f"{path} is a {saved.algo}/{saved.simulator}/seed {saved.seed} run; "
+            f"cannot resume it as {cfg.algo}/{cfg.simulator}/seed {cfg.seed}"
+        )
+    logger.info("resuming %s at epoch %d", path, checkpoint.epoch + 1)
+    return checkpoint
+
+
+class RunTracker:
+    """Bookkeeping every learner's epoch loop shares: the progress bar, ``perf/`` scalars, validation every
+    ``eval_every`` epochs, ``best.pt`` on a new best validation success, ``last.pt`` every epoch, and at the end
+    HParams and ``results.json``. ``agent`` acts with the learner's current policy (validation);
+    ``learner_state`` returns what a checkpoint must hold besides the run's record.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out: Path,
+        tb: RunLogger,
+        eval_env: DialogueEnv,
+        *,
+        agent: Agent,
+        learner_state: Callable[[], dict[str, Any]],
+        rngs: dict[str, Any],
+        checksums: dict[str, str],
+        best: dict[str, Any],
+        record: dict[str, Any],
+    ):
+        self.cfg, self.out, self.tb, self.eval_env, self.agent = cfg, out, tb, eval_env, agent
+        self.learner_state, self.rngs, self.checksums = learner_state, rngs, checksums
+        self.best, self.record = best, record
+
+    def save(self, name: str, epoch: int) -> None:
+        state = self.learner_state() | {"best": self.best, "record": self.record}
+        save_checkpoint(
+            self.out / name,
+            config=self.cfg,
+            epoch=epoch,
+            state=state,
+            rngs=self.rngs,
+            data_checksums=self.checksums,
+        )
+
+    def start(self) -> None:
+        """Score the starting policy; it is the first best."""
+        self.best = {"epoch": -1, **validate(self.agent, self.eval_env, self.cfg.eval_dialogues)}
+        self.record["start"] = self.best
+        self.tb.scalars("eval", self.best, 0)
+        logger.info(
+            "start policy: validation success %.3f (papers %.3f)",
+            self.best["success"],
+            self.best["paper_success"],
+        )
+        self.save("best.pt", -1)
+
+    def epochs(self, start_epoch: int) -> tqdm:
+        self.progress = tqdm(
+            range(start_epoch, self.cfg.epochs),
+            desc=f"{self.cfg.algo} on {self.cfg.simulator}",
+            initial=start_epoch,
+            total=self.cfg.epochs,
+        )
+        return self.progress
+
+    def end_epoch(self, epoch: int, started: float, sampled: float) -> None:
+        cfg, step = self.cfg, epoch + 1
+        elapsed = time.perf_counter() - started
+        self.tb.scalars(
+            "perf",
+            {
+                "steps_per_s": cfg.steps_per_epoch / elapsed,
+                "sampling_steps_per_s": cfg.steps_per_epoch / (sampled - started),
+            },
+            step,
+        )
+        if step % cfg.eval_every == 0 or step == cfg.epochs:
+            scores = validate(self.agent, self.eval_env, cfg.eval_dialogues)
+            self.tb.scalars("eval", scores, step)
+            if scores["success"] > self.best["success"]:
+                self.best = {"epoch": epoch, **scores}
+                self.save("best.pt", epoch)
+            self.progress.set_postfix(success=f"{scores['success']:.3f}", best=f"{self.best['success']:.3f}")
+        self.save("last.pt", epoch)
+
+    def finish(self) -> dict[str, Any]:
+        self.record["best"] = self.best
+        self.record["final"] = validate(self.agent, self.eval_env, self.cfg.eval_dialogues)
+        self.tb.hparams(self.cfg.hparams(), {f"best_{k}": v for k, v in self.best.items()})
+        self.tb.close()
+        results = self.out / "results.json"
+        results.write_text(json.dumps(self.record, indent=1, default=float))
+        logger.info(
+            "best validation success %.3f at epoch %d; results in %s",
+            self.best["success"],
+            self.best["epoch"],
+            results,
+        )
+        return self.record
 
 
 # -- the run ------------------------------------------------------------------------------------------------
@@ -124,7 +247,9 @@ def train(
     cfg: TrainConfig, out: Path, resume: bool = False, reward_learner: RewardLearner | None = None
 ) -> dict[str, Any]:
     """The run above; a baseline may pass ``reward_learner`` to train its policy here with its own reward."""
-    if cfg.algo in BASELINE_ALGOS and reward_learner is None:  # vrb finds baselines by name, never imports them
+    if (
+        cfg.algo in BASELINE_ALGOS and reward_learner is None
+    ):  # vrb finds baselines by name, never imports them
         return importlib.import_module(f"baselines.{cfg.algo}").train(cfg, out, resume)
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
@@ -133,8 +258,12 @@ def train(
     checksums = mw_data.verify(data.root)
     expert = load_expert(data, data.training_split())
     test = load_expert(data, "test")
-    logger.info("expert data: %d transitions from the %s split (test: %d)", len(expert.states), expert.split,
-                len(test.states))
+    logger.info(
+        "expert data: %d transitions from the %s split (test: %d)",
+        len(expert.states),
+        expert.split,
+        len(test.states),
+    )
 
     policy = MultiLabelPolicy(STATE_DIM, ACTION_DIM, cfg.policy_hidden).to(cfg.device)
     value = ValueNet(STATE_DIM, cfg.value_hidden).to(cfg.device)
@@ -144,13 +273,8 @@ def train(
     eval_env = DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir or None, user_noise=cfg.user_noise)
 
     start_epoch, best, record = 0, {"success": -1.0}, {"training_split": expert.split}
-    last_path = out / "last.pt"
     if resume:
-        checkpoint = load_checkpoint(last_path)
-        saved = checkpoint.train_config()
-        if saved.algo != cfg.algo or saved.simulator != cfg.simulator or saved.seed != cfg.seed:
-            raise UsageError(f"{last_path} is a {saved.algo}/{saved.simulator}/seed {saved.seed} run; "
-                             f"cannot resume it as {cfg.algo}/{cfg.simulator}/seed {cfg.seed}")
+        checkpoint = resume_checkpoint(cfg, out)
         policy.load_state_dict(checkpoint.state["policy"])
         value.load_state_dict(checkpoint.state["value"])
         ppo.load_state_dict(checkpoint.state["ppo"])
@@ -161,18 +285,33 @@ def train(
             reward_learner.load_state_dict(checkpoint.state["reward_learner"])
         restore_rng_states({"torch": gen}, checkpoint.rng_states)
         start_epoch, best, record = checkpoint.epoch + 1, checkpoint.state["best"], checkpoint.state["record"]
-        logger.info("resuming %s at epoch %d", last_path, start_epoch)
     tb = RunLogger(out, purge_step=start_epoch + 1 if resume else None)
 
-    def save(path: Path, epoch: int) -> None:
-        state = {"policy": policy.state_dict(), "value": value.state_dict(), "ppo": ppo.state_dict(),
-                 "expert_sampler": expert_sampler.state_dict(), "best": best, "record": record}
+    def learner_state() -> dict[str, Any]:
+        state = {
+            "policy": policy.state_dict(),
+            "value": value.state_dict(),
+            "ppo": ppo.state_dict(),
+            "expert_sampler": expert_sampler.state_dict(),
+        }
         if estimator is not None:
             state["estimator"] = estimator.state_dict()
         if reward_learner is not None:
             state["reward_learner"] = reward_learner.state_dict()
-        save_checkpoint(path, config=cfg, epoch=epoch, state=state, rngs={"torch": gen}, data_checksums=checksums)
+        return state
 
+    run = RunTracker(
+        cfg,
+        out,
+        tb,
+        eval_env,
+        agent=NeuralAgent(policy),
+        learner_state=learner_state,
+        rngs={"torch": gen},
+        checksums=checksums,
+        best=best,
+        record=record,
+    )
     if not resume:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
@@ -181,61 +320,51 @@ def train(
             logger.info("policy starts from %s", cfg.pretrained_policy)
         else:
             record["mle"] = clone_behaviour(policy, expert, test, cfg, gen, tb)
-        best = {"epoch": -1, **validate(policy, eval_env, cfg.eval_dialogues)}
-        record["start"] = best
-        tb.scalars("eval", best, 0)
-        logger.info("start policy: validation success %.3f (papers %.3f)", best["success"], best["paper_success"])
-        save(out / "mle.pt", -1)
-        save(out / "best.pt", -1)
+        run.save("mle.pt", -1)
+        run.start()
 
     if cfg.algo != "mle":
         learned = estimator is not None or reward_learner is not None
-        vec_env = make_vector_env(cfg.simulator, cfg.num_envs, reward_mode="none" if learned else "evaluator",
-                                  data_dir=cfg.data_dir or None, user_noise=cfg.user_noise)
+        vec_env = make_vector_env(
+            cfg.simulator,
+            cfg.num_envs,
+            reward_mode="none" if learned else "evaluator",
+            data_dir=cfg.data_dir or None,
+            user_noise=cfg.user_noise,
+        )
         buffer = RolloutBuffer(cfg.steps_per_env, cfg.num_envs, STATE_DIM, ACTION_DIM, cfg.device)
         if estimator is not None and not resume and cfg.estimator_pretrain_epochs:
             pretrain_rounds = itertools.count(1)
 
             def sample_start_policy() -> Any:
-                collect(vec_env, policy, buffer, epoch_seeds(cfg.seed, -next(pretrain_rounds), cfg.num_envs), gen)
+                collect(
+                    vec_env, policy, buffer, epoch_seeds(cfg.seed, -next(pretrain_rounds), cfg.num_envs), gen
+                )
                 return buffer.transitions()
 
-            for i, stats in enumerate(pretrain_estimator(estimator, expert_sampler, sample_start_policy,
-                                                         cfg.estimator_pretrain_epochs)):
+            for i, stats in enumerate(
+                pretrain_estimator(
+                    estimator, expert_sampler, sample_start_policy, cfg.estimator_pretrain_epochs
+                )
+            ):
                 tb.scalars("estimator_pretrain", stats, i)
-        progress = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.algo} on {cfg.simulator}",
-                        initial=start_epoch, total=cfg.epochs)
-        for epoch in progress:
+        for epoch in run.epochs(start_epoch):
             started = time.perf_counter()
             episodes = collect(vec_env, policy, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
             sampled = time.perf_counter()
             if estimator is not None:
-                tb.scalars("estimator", learned_rewards(estimator, expert_sampler, buffer, cfg.reward_logpi_coef, cfg.reward_normalize), epoch + 1)
+                stats = learned_rewards(
+                    estimator, expert_sampler, buffer, cfg.reward_logpi_coef, cfg.reward_normalize
+                )
+                tb.scalars("estimator", stats, epoch + 1)
             if reward_learner is not None:
                 tb.scalars(reward_learner.panel, reward_learner.relabel(buffer), epoch + 1)
             tb.scalars("ppo", ppo.update(buffer), epoch + 1)
             tb.scalars("rollout", episodes.summary(), epoch + 1)
-            elapsed = time.perf_counter() - started
-            tb.scalars("perf", {"steps_per_s": cfg.steps_per_epoch / elapsed,
-                                "sampling_steps_per_s": cfg.steps_per_epoch / (sampled - started)}, epoch + 1)
-            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-                scores = validate(policy, eval_env, cfg.eval_dialogues)
-                tb.scalars("eval", scores, epoch + 1)
-                progress.set_postfix(success=f"{scores['success']:.3f}", best=f"{max(best['success'], scores['success']):.3f}")
-                if scores["success"] > best["success"]:
-                    best = {"epoch": epoch, **scores}
-                    save(out / "best.pt", epoch)
-            save(last_path, epoch)
+            run.end_epoch(epoch, started, sampled)
         vec_env.close()
 
-    record["best"] = best
-    record["final"] = validate(policy, eval_env, cfg.eval_dialogues)
-    tb.hparams(cfg.hparams(), {f"best_{k}": v for k, v in best.items()})
-    tb.close()
-    results = out / "results.json"
-    results.write_text(json.dumps(record, indent=1, default=float))
-    logger.info("best validation success %.3f at epoch %d; results in %s", best["success"], best["epoch"], results)
-    return record
+    return run.finish()
 
 
 # -- command line -------------------------------------------------------------------------------------------
@@ -244,7 +373,9 @@ def train(
 def parse_config(argv: Sequence[str] | None) -> tuple[TrainConfig, Path, bool]:
     parser = argparse.ArgumentParser(prog="python -m vrb.train", description=__doc__.splitlines()[0])
     parser.add_argument("--simulator", default="agenda", help="agenda or vhus")
-    parser.add_argument("--algo", default="vrb", help="vrb, gdpl, ppo, mle, or a baseline: acer, aldm, gp_mbcm")
+    parser.add_argument(
+        "--algo", default="vrb", help="vrb, gdpl, ppo, mle, or a baseline: acer, aldm, gp_mbcm"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--steps-per-epoch", type=int)
@@ -253,12 +384,22 @@ def parse_config(argv: Sequence[str] | None) -> tuple[TrainConfig, Path, bool]:
     parser.add_argument("--out", help="run folder (default runs/ALGO-SIMULATOR-sSEED)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     parser.add_argument("--data-dir")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="any TrainConfig field, e.g. --set eval_every=10 (JSON values)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any TrainConfig field, e.g. --set eval_every=10 (JSON values)",
+    )
     args = parser.parse_args(argv)
     values: dict[str, Any] = {"simulator": args.simulator, "algo": args.algo, "seed": args.seed}
-    for flag, field in (("epochs", "epochs"), ("steps_per_epoch", "steps_per_epoch"), ("num_envs", "num_envs"),
-                        ("ic", "ic"), ("data_dir", "data_dir")):
+    for flag, field in (
+        ("epochs", "epochs"),
+        ("steps_per_epoch", "steps_per_epoch"),
+        ("num_envs", "num_envs"),
+        ("ic", "ic"),
+        ("data_dir", "data_dir"),
+    ):
         if getattr(args, flag) is not None:
             values[field] = getattr(args, flag)
     for item in args.set:
