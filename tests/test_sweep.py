@@ -18,7 +18,9 @@ from vrb.config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "experiments" / "configs"
-SWEEP_TIMEOUT_S = 180  # the bound for the smoke sweep on this 2-core machine
+# A hang guard, not a speed check (speed lives in benchmarks/): the smoke sweep takes about 80 s on an idle
+# 2-core machine, several minutes when the machine is busy.
+SWEEP_TIMEOUT_S = 900
 
 
 def test_shipped_configs_expand():
@@ -139,8 +141,7 @@ def test_smoke_sweep_survives_a_killed_trial_and_reruns_only_it(tmp_path):
     assert second[1]["resume"] and second[1]["pid"] != first[0]["pid"]
     os.kill(second[1]["pid"], signal.SIGKILL)
     assert process.wait(timeout=SWEEP_TIMEOUT_S) == 1, log.read_text()[-3000:]
-    elapsed = time.monotonic() - started
-    assert elapsed < SWEEP_TIMEOUT_S
+    print(f"smoke sweep with two killed attempts: {time.monotonic() - started:.0f} s")
 
     store = ResultStore(out)
     rows = store.records()
