@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import logging
 import random
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -198,7 +199,7 @@ def train(
     return best, summary
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m envs.vhus.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="MultiWOZ data folder (default: the usual lookup)")
     parser.add_argument("--epochs", type=int, default=TrainSettings.epochs, help="most epochs (early stopping)")
@@ -208,8 +209,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--goal-regularizer", action="store_true", help="add the goal regulariser")
     parser.add_argument("--threads", type=int, default=TrainSettings.threads, help="torch CPU threads")
     args = parser.parse_args(argv)
+    for flag, value in (("--epochs", args.epochs), ("--threads", args.threads)):
+        if value < 1:
+            parser.error(f"{flag} {value}: expected a positive number")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    data = mw_data.load(args.data_dir)
+    try:
+        data = mw_data.load(args.data_dir)
+    except mw_data.DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = args.out or cache.model_path(data, args.goal_regularizer)
     settings = TrainSettings(epochs=args.epochs, seed=args.seed, threads=args.threads,
                              goal_regularizer=args.goal_regularizer)
@@ -217,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"trained on split {summary['split']!r}; best epoch {summary['epoch']}; "
           f"test act F1 {summary['test']['act_f1']:.4f}, termination accuracy "
           f"{summary['test']['termination_accuracy']:.4f}; {summary['train_seconds']:.0f}s; saved {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
