@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate
@@ -529,7 +530,38 @@ def _check_act(act: Any) -> None:
         raise ValueError(f"system act {act!r}: expected [intent, domain, slot, value], four strings")
 
 
-class UserSimulator:
+class GoalScoredUser(ABC):
+    """What every simulated user that keeps a ``UserGoal`` shares (the agenda user and VHUS): completion, the
+    +80 / −40 / −1 reward and the live goal the evaluator scores. Subclasses provide ``goal`` and ``terminated``.
+    """
+
+    goal: UserGoal | None
+
+    @property
+    @abstractmethod
+    def terminated(self) -> bool:
+        """The user has ended the dialogue."""
+
+    @property
+    def goal_complete(self) -> bool:
+        return self.goal is not None and self.goal.complete()
+
+    @property
+    def reward(self) -> float:
+        """+80 once the goal is complete, -40 when the user ended without completing it, else -1."""
+        if self.goal_complete:
+            return COMPLETE_REWARD
+        return FAILURE_REWARD if self.terminated else TURN_REWARD
+
+    @property
+    def domain_goals(self) -> dict[str, dict[str, Any]]:
+        """The live goal (mutated as the session goes on): what the evaluator scores."""
+        if self.goal is None:
+            raise RuntimeError("no session: call start(goal_raw, rng) first")
+        return self.goal.domain_goals
+
+
+class UserSimulator(GoalScoredUser):
     """ConvLab-2's agenda user: ``start(goal_raw, rng)``, then ``respond(system_acts)`` each turn.
 
     ``rng`` is kept and drawn from by every later turn; assign ``simulator.rng`` to move it (replays do).
@@ -595,24 +627,6 @@ class UserSimulator:
     @property
     def terminated(self) -> bool:
         return not self._session.stack
-
-    @property
-    def goal_complete(self) -> bool:
-        return self.goal is not None and self.goal.complete()
-
-    @property
-    def reward(self) -> float:
-        """+80 once the goal is complete, -40 when the user ended without completing it, else -1."""
-        if self.goal_complete:
-            return COMPLETE_REWARD
-        return FAILURE_REWARD if self.terminated else TURN_REWARD
-
-    @property
-    def domain_goals(self) -> dict[str, dict[str, Any]]:
-        """The live goal (mutated as the session goes on): what the evaluator scores."""
-        if self.goal is None:
-            raise RuntimeError("no session: call start(goal_raw, rng) first")
-        return self.goal.domain_goals
 
     @property
     def domains(self) -> list[str]:

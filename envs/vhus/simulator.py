@@ -28,10 +28,8 @@ import numpy as np
 
 from envs.multiwoz.agenda import (
     BOOKED,
-    COMPLETE_REWARD,
-    FAILURE_REWARD,
     NOT_SURE_VALUES,
-    TURN_REWARD,
+    GoalScoredUser,
     UserGoal,
     ValueNormalizer,
 )
@@ -62,7 +60,7 @@ def _train_now(data, path: Path, goal_regularizer: bool) -> None:
     train.train(data, path, train.TrainSettings(goal_regularizer=goal_regularizer), log_dir=path.parent / "tb")
 
 
-class VHUSUser:
+class VHUSUser(GoalScoredUser):
     """A trained VHUS speaking as the user: ``start(goal_raw, rng)``, then ``respond(system_acts)`` each turn."""
 
     def __init__(self, model: VHUS, vocabs: Vocabs, value_set: Mapping[str, Any], *, sample: bool = False):
@@ -128,22 +126,6 @@ class VHUSUser:
     @property
     def terminated(self) -> bool:
         return self._terminated
-
-    @property
-    def goal_complete(self) -> bool:
-        return self.goal is not None and self.goal.complete()
-
-    @property
-    def reward(self) -> float:
-        if self.goal_complete:
-            return COMPLETE_REWARD
-        return FAILURE_REWARD if self._terminated else TURN_REWARD
-
-    @property
-    def domain_goals(self) -> dict[str, dict[str, Any]]:
-        if self.goal is None:
-            raise RuntimeError("no session: call start(goal_raw, rng) first")
-        return self.goal.domain_goals
 
     # -- goal tracking ----------------------------------------------------------------------------------------
 
