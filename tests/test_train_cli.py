@@ -35,6 +35,11 @@ def test_tiny_vrb_run_writes_checkpoints_results_and_tensorboard(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert "success" in evaluated.stdout and "user:" in evaluated.stdout
     assert json.loads((tmp_path / "eval.json").read_text())["summary"]["dialogues"] == 3
+    sampled = [run("vrb.evaluate", "--checkpoint", str(out / "last.pt"), "--dialogues", "3", "--sample",
+                   "--transcripts", "0", "--out", str(tmp_path / f"sampled{i}.json")) for i in range(2)]
+    assert all(done.returncode == 0 for done in sampled), sampled[0].stderr[-2000:]
+    first, second = (json.loads((tmp_path / f"sampled{i}.json").read_text())["dialogues"] for i in range(2))
+    assert first == second  # sampling is seeded per dialogue
 
 
 def test_resume_after_kill_continues_from_the_last_finished_epoch(tmp_path):

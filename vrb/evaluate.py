@@ -54,17 +54,26 @@ class Agent(Protocol):
 
 
 class NeuralAgent:
-    """The multi-label policy acting greedily (every act with p > 0.5), as at test time in GDPL."""
+    """The multi-label policy acting greedily (every act with p > 0.5, as GDPL evaluates), or sampling its acts
+    as during training (``sample_seed``: the generator's seed; each dialogue reseeds it with seed + dialogue seed,
+    so a dialogue's result does not depend on which dialogues came before)."""
 
-    def __init__(self, policy: MultiLabelPolicy):
+    def __init__(self, policy: MultiLabelPolicy, sample_seed: int | None = None):
         self.policy = policy.eval()
+        self.sample_seed = sample_seed
+        self.generator = torch.Generator() if sample_seed is not None else None
 
     def reset(self) -> None:
         pass
 
     def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray:
         state = torch.as_tensor(observation, dtype=torch.float32).unsqueeze(0)
-        return self.policy.greedy(state)[0].to(torch.int8).numpy()
+        if self.generator is None:
+            return self.policy.greedy(state)[0].to(torch.int8).numpy()
+        if env.rounds == 1:  # the dialogue's first system turn
+            self.generator.manual_seed(self.sample_seed + int(env.dialogue_seed))
+        action, _ = self.policy.act(state, self.generator)
+        return action[0].to(torch.int8).numpy()
 
 
 class RuleAgent:
@@ -150,14 +159,17 @@ def load_policy(path: str | Path) -> tuple[MultiLabelPolicy, dict]:
     return policy, checkpoint.config
 
 
-def load_agent(path: str | Path) -> tuple[Agent, dict]:
-    """The agent a checkpoint holds: a multi-label policy, or the agent of the baseline the checkpoint names
-    in ``state["agent_kind"]`` (``baselines/KIND.py`` rebuilds it; vrb finds baselines by name only)."""
+def load_agent(path: str | Path, sample_seed: int | None = None) -> tuple[Agent, dict]:
+    """The agent a checkpoint holds: a multi-label policy (sampling when ``sample_seed`` is given), or the agent
+    of the baseline the checkpoint names in ``state["agent_kind"]`` (``baselines/KIND.py`` rebuilds it; vrb
+    finds baselines by name only)."""
     checkpoint = load_checkpoint(path)
     kind = checkpoint.state.get("agent_kind")
     if kind is None:
         policy, config = load_policy(path)
-        return NeuralAgent(policy), config
+        return NeuralAgent(policy, sample_seed), config
+    if sample_seed is not None:
+        raise CheckpointError(f"--sample: checkpoint {path} holds a {kind} agent, which acts greedily only")
     if kind not in BASELINE_ALGOS:
         raise CheckpointError(f"checkpoint {path} names agent kind {kind!r}; expected one of "
                               f"{BASELINE_ALGOS}")
@@ -173,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dialogues", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="first dialogue seed (dialogues use seed, seed+1, ...)")
     parser.add_argument("--transcripts", type=int, default=3, help="readable transcripts to print")
+    parser.add_argument("--sample", action="store_true",
+                        help="sample the policy's acts (as in training) instead of the greedy p > 0.5 rule")
     parser.add_argument("--out", help="JSON file for the summary and per-dialogue metrics")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
@@ -182,8 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         env = DialogueEnv(simulator=args.simulator, data_dir=args.data_dir)
         if args.checkpoint:
-            agent, config = load_agent(args.checkpoint)
-            source = {"checkpoint": str(args.checkpoint), "config": config}
+            agent, config = load_agent(args.checkpoint, args.seed if args.sample else None)
+            source = {"checkpoint": str(args.checkpoint), "config": config, "sampled": args.sample}
         else:
             agent, source = RuleAgent(env), {"policy": args.policy}
     except (CheckpointError, OSError, ValueError) as exc:
