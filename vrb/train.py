@@ -247,9 +247,7 @@ def train(
     cfg: TrainConfig, out: Path, resume: bool = False, reward_learner: RewardLearner | None = None
 ) -> dict[str, Any]:
     """The run above; a baseline may pass ``reward_learner`` to train its policy here with its own reward."""
-    if (
-        cfg.algo in BASELINE_ALGOS and reward_learner is None
-    ):  # vrb finds baselines by name, never imports them
+    if cfg.algo in BASELINE_ALGOS and reward_learner is None:  # found by name: vrb never imports baselines
         return importlib.import_module(f"baselines.{cfg.algo}").train(cfg, out, resume)
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
