@@ -61,7 +61,7 @@ from vrb.evaluate import NeuralAgent
 from vrb.expert import ExpertData, load_expert
 from vrb.logger import RunLogger
 from vrb.policy import mlp
-from vrb.ppo import RolloutBuffer, shuffled_indices
+from vrb.ppo import RolloutBuffer, clipped_step, shuffled_indices
 from vrb.sampling import collect, epoch_seeds, make_vector_env
 from vrb.train import MLE_HOLDOUT_FRACTION, RunTracker, resume_checkpoint
 
@@ -286,10 +286,10 @@ class ACER:
             policy_loss = -(flat(logits) * step).sum() / objective.shape[0]
         else:
             policy_loss = -objective.mean()
-        _step(self.policy_optimizer, self.policy, policy_loss, self.max_grad_norm)
+        clipped_step(self.policy_optimizer, self.policy, policy_loss, self.max_grad_norm)
 
         q_loss = 0.5 * (q.gather(-1, taken).squeeze(-1) - q_ret).pow(2).mean()
-        _step(self.q_optimizer, self.q_net, q_loss, self.max_grad_norm)
+        clipped_step(self.q_optimizer, self.q_net, q_loss, self.max_grad_norm)
         with torch.no_grad():
             for average, current in zip(
                 self.average_policy.parameters(), self.policy.parameters(), strict=True
@@ -308,15 +308,6 @@ class ACER:
         self.average_policy.load_state_dict(state["average_policy"])
         self.policy_optimizer.load_state_dict(state["policy_optimizer"])
         self.q_optimizer.load_state_dict(state["q_optimizer"])
-
-
-def _step(
-    optimizer: torch.optim.Optimizer, module: nn.Module, loss: torch.Tensor, max_grad_norm: float
-) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
-    optimizer.step()
 
 
 # -- warm start ---------------------------------------------------------------------------------------------

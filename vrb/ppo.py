@@ -268,12 +268,12 @@ class PPO:
         ratio = log_ratio.exp()
         policy_loss = clipped_surrogate_loss(ratio, advantages, self.clip_coef)
         entropy_mean = entropy.mean()
-        _step(
+        clipped_step(
             self.policy_optimizer, self.policy, policy_loss - self.ent_coef * entropy_mean, self.max_grad_norm
         )
 
         value_loss = (self.value(states) - returns).pow(2).mean()
-        _step(self.value_optimizer, self.value, value_loss, self.max_grad_norm)
+        clipped_step(self.value_optimizer, self.value, value_loss, self.max_grad_norm)
 
         with torch.no_grad():
             approx_kl = (
@@ -299,9 +299,10 @@ class PPO:
         self.value_optimizer.load_state_dict(state["value_optimizer"])
 
 
-def _step(
+def clipped_step(
     optimizer: torch.optim.Optimizer, module: nn.Module, loss: torch.Tensor, max_grad_norm: float
 ) -> None:
+    """One optimiser step on ``loss`` with the module's gradient norm clipped (every learner's update)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
