@@ -22,7 +22,7 @@ from typing import Any
 
 from envs.multiwoz.db import Database
 from envs.multiwoz.ontology import SYSTEM_ACT_SLOT, USER_ACT_SLOT
-from envs.multiwoz.traces import rng_at, rng_position
+from envs.multiwoz.traces import TurnTally, rng_at, rng_position
 
 Act = list  # [intent, domain, slot, value]
 Reply = dict[tuple[str, str], list[list[Any]]]  # (domain, intent) -> [[slot, value], ...]
@@ -276,7 +276,7 @@ def compare_rule_policy(dialogue: Mapping[str, Any], policy: RulePolicy) -> tupl
     seed = dialogue["seed"]
     turns = dialogue["turns"]
     policy.reset()
-    matched, first = 0, None
+    tally = TurnTally(seed)
     for k, turn in enumerate(turns):
         rng = rng_at(seed, turn["rng_before_sys"])
         state = {"belief_state": turn["belief_state"], "request_state": turn["request_state"],
@@ -285,10 +285,5 @@ def compare_rule_policy(dialogue: Mapping[str, Any], policy: RulePolicy) -> tupl
         if k + 1 < len(turns):
             checks.append(("rng_before_user (next turn)", turns[k + 1]["rng_before_user"],
                            rng_position(rng, seed)))
-        failed = [(field, want, got) for field, want, got in checks if want != got]
-        if not failed:
-            matched += 1
-        elif first is None:
-            field, want, got = failed[0]
-            first = {"seed": seed, "t": turn["t"], "field": field, "expected": want, "got": got}
-    return matched, len(turns), first
+        tally.add(turn["t"], checks)
+    return tally.matched, len(turns), tally.first

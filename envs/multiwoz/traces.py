@@ -63,3 +63,19 @@ def rng_position(rng: random.Random, seed: int, max_blocks: int = 10_000) -> int
             return MT_WORDS * (block - 1) + target[MT_WORDS] if block else 0
         advance(probe, MT_WORDS)
     raise ValueError(f"rng is more than {max_blocks} blocks past seed {seed}, or was not seeded with it")
+
+
+class TurnTally:
+    """Counts recorded turns whose checks all pass and keeps the first failing check in detail."""
+
+    def __init__(self, seed: int):
+        self.seed, self.matched, self.first = seed, 0, None
+
+    def add(self, turn_index: int, checks: list[tuple[str, Any, Any]]) -> None:
+        """``checks``: (field, recorded, reproduced) triples of one turn."""
+        failed = [(field, want, got) for field, want, got in checks if want != got]
+        if not failed:
+            self.matched += 1
+        elif self.first is None:
+            field, want, got = failed[0]
+            self.first = {"seed": self.seed, "t": turn_index, "field": field, "expected": want, "got": got}

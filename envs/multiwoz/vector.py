@@ -23,7 +23,7 @@ import numpy as np
 
 from envs.multiwoz.db import Database
 from envs.multiwoz.ontology import SYSTEM_ACT_SLOT
-from envs.multiwoz.traces import rng_at, rng_position
+from envs.multiwoz.traces import TurnTally, rng_at, rng_position
 
 STATE_DIM = 340
 ACTION_DIM = 209
@@ -247,7 +247,7 @@ def compare_vector(dialogue: Mapping[str, Any], vectoriser: Vectoriser) -> tuple
     """
     seed = dialogue["seed"]
     turns = dialogue["turns"]
-    matched, first, domain, previous = 0, None, None, []
+    tally, domain, previous = TurnTally(seed), None, []
     for k, turn in enumerate(turns):
         domain = current_domain(turn["user"], domain)
         checks = [
@@ -262,11 +262,6 @@ def compare_vector(dialogue: Mapping[str, Any], vectoriser: Vectoriser) -> tuple
             if k + 1 < len(turns):
                 checks.append(("rng_before_user (next turn)", turns[k + 1]["rng_before_user"],
                                rng_position(rng, seed)))
-        failed = [(field, want, got) for field, want, got in checks if want != got]
-        if not failed:
-            matched += 1
-        elif first is None:
-            field, want, got = failed[0]
-            first = {"seed": seed, "t": turn["t"], "field": field, "expected": want, "got": got}
+        tally.add(turn["t"], checks)
         previous = turn["sys"]
-    return matched, len(turns), first
+    return tally.matched, len(turns), tally.first
