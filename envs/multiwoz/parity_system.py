@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from envs.multiwoz.dst import RuleDST
 from envs.multiwoz.evaluator import Evaluator
-from envs.multiwoz.traces import advance, rng_at
+from envs.multiwoz.traces import Mismatch, TurnTally, advance, rng_at
 
 # Trace ``final`` field -> how to read it from DialogueMetrics / the evaluator (booked entities as their Ref).
 FINAL_FIELDS = {
@@ -41,31 +40,14 @@ FINAL_FIELDS = {
 }
 
 
-@dataclass(frozen=True)
-class Mismatch:
-    seed: int
-    turn: int | None  # None: the dialogue's final record
-    field: str
-    expected: Any
-    actual: Any
-
-    def __str__(self) -> str:
-        where = "final" if self.turn is None else f"turn {self.turn}"
-        return f"seed {self.seed} {where} {self.field}: expected {self.expected!r}, got {self.actual!r}"
-
-
 def compare_dst(dialogue: Mapping[str, Any], tracker: RuleDST) -> tuple[int, int, Mismatch | None]:
     """Track every round's user acts with a fresh tracker; compare ``belief_state`` and ``request_state``."""
     tracker.reset()
-    matched, first = 0, None
+    tally = TurnTally(dialogue["seed"])
     for turn in dialogue["turns"]:
         state = tracker.update(turn["user"], turn["sys_in"])
-        bad = next((name for name in ("belief_state", "request_state") if getattr(state, name) != turn[name]), None)
-        if bad is None:
-            matched += 1
-        elif first is None:
-            first = Mismatch(dialogue["seed"], turn["t"], bad, turn[bad], getattr(state, bad))
-    return matched, len(dialogue["turns"]), first
+        tally.add(turn["t"], [(name, turn[name], getattr(state, name)) for name in ("belief_state", "request_state")])
+    return tally.matched, len(dialogue["turns"]), tally.first
 
 
 def _reward_landing_at(evaluator: Evaluator, stream: random.Random, start: int, end: int) -> tuple[int, int | None]:

@@ -42,7 +42,7 @@ from envs.multiwoz.dst import RuleDST
 from envs.multiwoz.evaluator import Evaluator
 from envs.multiwoz.goal import GoalGenerator
 from envs.multiwoz.parity_system import compare_dst, compare_eval
-from envs.multiwoz.traces import read_traces, rng_at, rng_position
+from envs.multiwoz.traces import Mismatch, read_traces, rng_at, rng_position
 from envs.multiwoz.vector import Vectoriser, compare_vector
 
 Difference = tuple[str, Any, Any]  # (field, expected, got)
@@ -179,40 +179,31 @@ def compare_user_turns(dialogue: dict[str, Any], ctx: ReplayContext) -> Iterator
         ])
 
 
-def checks_from_counts(matched: int, total: int, turn: int | None, first: Difference | None) -> Iterator[Check]:
+def checks_from_counts(matched: int, total: int, first: Mismatch | None) -> Iterator[Check]:
     """Checks from a system-side comparer that reports one dialogue as (matched, total, first mismatch): the first
     mismatch in detail, the dialogue's other mismatches by count only (the comparers stop describing after one)."""
     if first is not None:
-        yield turn, [first]
+        yield first.turn, [(first.field, first.expected, first.actual)]
         for _ in range(total - matched - 1):
-            yield turn, [("a later check of this dialogue", "match", "mismatch")]
+            yield first.turn, [("a later check of this dialogue", "match", "mismatch")]
     for _ in range(matched):
-        yield turn, []
+        yield None, []
 
 
 @component("dst", "turns")
 def compare_dst_turns(dialogue: dict[str, Any], ctx: ReplayContext) -> Iterator[Check]:
-    matched, total, first = compare_dst(dialogue, ctx.tracker)
-    if first is None:
-        return checks_from_counts(matched, total, None, None)
-    return checks_from_counts(matched, total, first.turn, (first.field, first.expected, first.actual))
+    return checks_from_counts(*compare_dst(dialogue, ctx.tracker))
 
 
 @component("vector", "turns")
 def compare_vector_turns(dialogue: dict[str, Any], ctx: ReplayContext) -> Iterator[Check]:
-    matched, total, first = compare_vector(dialogue, ctx.vectoriser)
-    if first is None:
-        return checks_from_counts(matched, total, None, None)
-    return checks_from_counts(matched, total, first["t"], (first["field"], first["expected"], first["got"]))
+    return checks_from_counts(*compare_vector(dialogue, ctx.vectoriser))
 
 
 @component("eval", "checks")
 def compare_eval_checks(dialogue: dict[str, Any], ctx: ReplayContext) -> Iterator[Check]:
     """Per-round ``reward_eval`` and the ``final`` fields; a mismatch on turn None is in ``final``."""
-    matched, total, first = compare_eval(dialogue, ctx.evaluator)
-    if first is None:
-        return checks_from_counts(matched, total, None, None)
-    return checks_from_counts(matched, total, first.turn, (first.field, first.expected, first.actual))
+    return checks_from_counts(*compare_eval(dialogue, ctx.evaluator))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -220,7 +211,9 @@ def compare_eval_checks(dialogue: dict[str, Any], ctx: ReplayContext) -> Iterato
 
 
 @dataclass
-class Mismatch:
+class ReportedMismatch:
+    """What the report prints of a component's first failing check: every difference of that check."""
+
     seed: int
     turn: int | None
     differences: list[Difference]
@@ -231,7 +224,7 @@ class Tally:
     component: Component
     checked: int = 0
     matched: int = 0
-    first_mismatch: Mismatch | None = None
+    first_mismatch: ReportedMismatch | None = None
     mismatched_seeds: list[int] = field(default_factory=list)
 
     def add(self, seed: int, check: Check) -> None:
@@ -243,7 +236,7 @@ class Tally:
         if not self.mismatched_seeds or self.mismatched_seeds[-1] != seed:
             self.mismatched_seeds.append(seed)
         if self.first_mismatch is None:
-            self.first_mismatch = Mismatch(seed, turn, diffs)
+            self.first_mismatch = ReportedMismatch(seed, turn, diffs)
 
 
 def validate(dialogue: Any, index: int) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from envs.multiwoz.db import Database
 from envs.multiwoz.ontology import SYSTEM_ACT_SLOT, USER_ACT_SLOT
-from envs.multiwoz.traces import TurnTally, rng_at, rng_position
+from envs.multiwoz.traces import Mismatch, TurnTally, rng_at, rng_position
 
 Act = list  # [intent, domain, slot, value]
 Reply = dict[tuple[str, str], list[list[Any]]]  # (domain, intent) -> [[slot, value], ...]
@@ -267,7 +267,7 @@ class RulePolicy:
             reply[("Booking", "Book")] = [["Ref", found[0].get("Ref", "N/A")]]
 
 
-def compare_rule_policy(dialogue: Mapping[str, Any], policy: RulePolicy) -> tuple[int, int, dict | None]:
+def compare_rule_policy(dialogue: Mapping[str, Any], policy: RulePolicy) -> tuple[int, int, Mismatch | None]:
     """Replay one recorded rule-policy dialogue: (turns matched, turns, first mismatch or None).
 
     The policy is reset, then fed every recorded state in order with the RNG at ``rng_before_sys``; a turn

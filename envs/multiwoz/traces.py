@@ -11,6 +11,7 @@ import json
 import os
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,27 @@ def rng_position(rng: random.Random, seed: int, max_blocks: int = 10_000) -> int
     raise ValueError(f"rng is more than {max_blocks} blocks past seed {seed}, or was not seeded with it")
 
 
+@dataclass(frozen=True)
+class Mismatch:
+    """The first difference a parity comparer found in one dialogue."""
+
+    seed: int
+    turn: int | None  # None: the dialogue's final record
+    field: str
+    expected: Any
+    actual: Any
+
+    def __str__(self) -> str:
+        where = "final" if self.turn is None else f"turn {self.turn}"
+        return f"seed {self.seed} {where} {self.field}: expected {self.expected!r}, got {self.actual!r}"
+
+
 class TurnTally:
     """Counts recorded turns whose checks all pass and keeps the first failing check in detail."""
 
     def __init__(self, seed: int):
-        self.seed, self.matched, self.first = seed, 0, None
+        self.seed, self.matched = seed, 0
+        self.first: Mismatch | None = None
 
     def add(self, turn_index: int, checks: list[tuple[str, Any, Any]]) -> None:
         """``checks``: (field, recorded, reproduced) triples of one turn."""
@@ -77,5 +94,4 @@ class TurnTally:
         if not failed:
             self.matched += 1
         elif self.first is None:
-            field, want, got = failed[0]
-            self.first = {"seed": self.seed, "t": turn_index, "field": field, "expected": want, "got": got}
+            self.first = Mismatch(self.seed, turn_index, *failed[0])

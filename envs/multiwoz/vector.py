@@ -23,7 +23,7 @@ import numpy as np
 
 from envs.multiwoz.db import Database
 from envs.multiwoz.ontology import SYSTEM_ACT_SLOT
-from envs.multiwoz.traces import TurnTally, rng_at, rng_position
+from envs.multiwoz.traces import Mismatch, TurnTally, rng_at, rng_position
 
 STATE_DIM = 340
 ACTION_DIM = 209
@@ -238,7 +238,7 @@ class Vectoriser:
         return slots.get(fields[slot], value)
 
 
-def compare_vector(dialogue: Mapping[str, Any], vectoriser: Vectoriser) -> tuple[int, int, dict | None]:
+def compare_vector(dialogue: Mapping[str, Any], vectoriser: Vectoriser) -> tuple[int, int, Mismatch | None]:
     """Replay one recorded dialogue through ``vectoriser``: (turns matched, turns, first mismatch or None).
 
     Every turn checks the state vector (user acts, previous round's system acts, belief state) against
