@@ -3,6 +3,7 @@
     python -m experiments.sweep experiments/configs/smoke.yaml --out sweeps/smoke --max-concurrent 2
     python -m experiments.sweep experiments/configs/robustness.yaml --out experiments/results/robustness
     python -m experiments.sweep experiments/configs/paper_table.yaml --address auto   # on a Ray head node
+    python -m experiments.sweep experiments/configs/paper_table.yaml --engine processes  # one machine, no Ray
 
 A trial is one ``vrb.train.train`` run in ``SWEEP_DIR/trials/TRIAL_ID`` followed by a greedy evaluation of its
 ``best.pt`` on ``evaluation.dialogues`` seeded dialogues under the trial's own simulator and user noise. The
@@ -28,6 +29,11 @@ The config file (see ``experiments/configs/``)::
 On a cluster, run this command on the head node with ``--address auto`` (or through ``ray job submit``): the
 driver writes the store. Every node needs this project installed and the MultiWOZ data folder, and ``--out``
 must be on a file system all nodes share (trials write their folders there).
+
+``--engine processes`` runs the same trials without Ray, one child process per attempt on this machine, for
+a machine where Ray cannot be installed. The store, the trial folders, the retries (a killed child is
+restarted from ``last.pt``) and the skip-on-re-run behave as under Ray; each trial's log is its
+``trial.log``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ import importlib
 import itertools
 import json
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import platform
 import shlex
@@ -47,6 +55,7 @@ import socket
 import sys
 import time
 import traceback
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +78,9 @@ AXIS_LABELS = {"algo": "", "simulator": "", "seed": "s", "ic": "ic", "user_noise
 PAYLOAD_KEY = "trial_record_json"
 ERROR_FILE = "error.txt"  # the last attempt's traceback, written by the trial itself
 ATTEMPTS_FILE = "attempts.jsonl"  # one line per attempt: pid, host, start time (who to kill, who ran it)
+PAYLOAD_FILE = "trial_record.json"  # a finished trial's metrics and versions (the processes engine's channel)
+LOG_FILE = "trial.log"  # a child process's stdout and stderr under the processes engine
+ENGINES = ("ray", "processes")
 
 
 class SpecError(ValueError):
@@ -215,8 +227,9 @@ def run_trial(trial_config: Mapping[str, Any], table: Mapping[str, Mapping[str, 
     tune.report({"success": payload["metrics"]["success"], PAYLOAD_KEY: json.dumps(payload)})
 
 
-def train_and_evaluate(cfg: TrainConfig, out: Path, *, dialogues: int, first_seed: int) -> dict[str, Any]:
-    import ray
+def train_and_evaluate(
+    cfg: TrainConfig, out: Path, *, dialogues: int, first_seed: int, engine: str = "ray"
+) -> dict[str, Any]:
     import torch
 
     from envs.dialogue_env import DialogueEnv
@@ -265,62 +278,208 @@ def train_and_evaluate(cfg: TrainConfig, out: Path, *, dialogues: int, first_see
         "data_checksums": mw_data.verify(data.root),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "ray": ray.__version__,
+        "engine": engine,
         "host": socket.gethostname(),
     }
+    if engine == "ray":
+        import ray
+
+        versions["ray"] = ray.__version__
     return {"metrics": metrics, "versions": versions}
 
 
-# -- the driver ---------------------------------------------------------------------------------------------
+# -- the processes engine: one child per attempt ------------------------------------------------------------
 
 
-def _recorder(
-    store: ResultStore, known_trials: Mapping[str, Trial], evaluation: Mapping[str, int], failed: list[str]
-):
+def run_trial_process(params: Mapping[str, Any]) -> None:
+    """A child's whole life: its output to ``trial.log``, the record to ``trial_record.json`` on success."""
+    out = Path(params["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOG_FILE, "a") as log:  # the duplicated descriptors outlive this handle
+        os.dup2(log.fileno(), sys.stdout.fileno())
+        os.dup2(log.fileno(), sys.stderr.fileno())
+    os.environ["TQDM_DISABLE"] = "1"
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        payload = train_and_evaluate(
+            TrainConfig.from_dict(params["config"]), out, engine="processes", **params["evaluation"]
+        )
+    except BaseException:
+        (out / ERROR_FILE).write_text(traceback.format_exc())
+        raise
+    tmp = out / f"{PAYLOAD_FILE}.tmp"
+    tmp.write_text(json.dumps(payload, default=float))
+    tmp.replace(out / PAYLOAD_FILE)
+
+
+def _run_in_processes(
+    spec: SweepSpec,
+    sweep_dir: Path,
+    pending: Sequence[Trial],
+    record,
+    max_concurrent: int | None,
+    retries: int,
+) -> None:
+    """Keep up to ``max_concurrent`` trials running; a child that dies is restarted until its retries are spent."""
+    context = multiprocessing.get_context(
+        "spawn"
+    )  # the driver holds torch state a fork would copy mid-flight
+    slots = max_concurrent or max(1, int((os.cpu_count() or 1) // max(spec.cpus, 1)))
+    queue = deque(pending)
+    failures: Counter[str] = Counter()
+    running: dict[int, tuple[multiprocessing.process.BaseProcess, Trial, Path]] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < slots:
+                trial = queue.popleft()
+                params = trial.params(sweep_dir, spec.evaluation)
+                out = Path(params["out"])
+                (out / PAYLOAD_FILE).unlink(missing_ok=True)
+                child = context.Process(target=run_trial_process, args=(params,), name=trial.trial_id)
+                child.start()
+                running[child.sentinel] = (child, trial, out)
+            for sentinel in multiprocessing.connection.wait(list(running)):
+                child, trial, out = running.pop(sentinel)
+                child.join()
+                payload_path = out / PAYLOAD_FILE
+                if child.exitcode == 0 and payload_path.is_file():
+                    record(
+                        trial,
+                        "finished",
+                        failures[trial.trial_id] + 1,
+                        json.loads(payload_path.read_text()),
+                        "",
+                    )
+                    continue
+                failures[trial.trial_id] += 1
+                error_path = out / ERROR_FILE
+                error = error_path.read_text() if error_path.is_file() else ""
+                if failures[trial.trial_id] <= retries:
+                    logger.warning(
+                        "trial %s: attempt %d ended with exit code %s; restarting it from its last.pt",
+                        trial.trial_id,
+                        failures[trial.trial_id],
+                        child.exitcode,
+                    )
+                    queue.appendleft(trial)
+                else:
+                    reason = error[-4000:] or f"the trial's process died (exit code {child.exitcode})"
+                    record(trial, "failed", failures[trial.trial_id], {}, reason)
+    finally:  # an interrupted driver leaves no orphans; their trials resume from last.pt on the next run
+        for child, _, _ in running.values():
+            child.terminate()
+        for child, _, _ in running.values():
+            child.join()
+
+
+# -- the Ray engine ------------------------------------------------------------------------------------------
+
+
+def _recorder(record):
     from ray import tune
 
     class Recorder(tune.Callback):
         """Appends each ended trial to the store from the driver (the one writer, wherever trials ran)."""
 
-        def _append(self, trial, status: str, payload: Mapping[str, Any], error: str) -> None:
-            known = known_trials[trial.config["trial_id"]]
-            attempts = trial.num_failures + (status == "finished")
-            record = store.append(
-                TrialRecord(
-                    trial_id=known.trial_id,
-                    status=status,
-                    attempts=attempts,
-                    axes=known.axes,
-                    config={**known.config.to_dict(), "evaluation": dict(evaluation)},
-                    metrics=payload.get("metrics", {}),
-                    versions=payload.get("versions", {}),
-                    error=error,
-                )
-            )
-            logger.info(
-                "trial %s %s after %d attempt(s) (store row %d)", known.trial_id, status, attempts, record.row
-            )
-            if status == "failed":
-                failed.append(known.trial_id)
-
         def on_trial_complete(self, iteration, trials, trial, **info):
+            known = trial.config["trial_id"]
             raw = (trial.last_result or {}).get(PAYLOAD_KEY)
             if raw is None:
-                self._append(trial, "failed", {}, "the trial ended without reporting its evaluation")
+                record(
+                    known,
+                    "failed",
+                    trial.num_failures,
+                    {},
+                    "the trial ended without reporting its evaluation",
+                )
             else:
-                self._append(trial, "finished", json.loads(raw), "")
+                record(known, "finished", trial.num_failures + 1, json.loads(raw), "")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             try:
                 error = str(trial.get_error() or "")
             except Exception as exc:  # the error file may be unreadable; the failure itself is what matters
                 error = f"(error text unavailable: {exc})"
+            known = trial.config["trial_id"]
             if not error:
-                written = store.path.parent / "trials" / trial.config["trial_id"] / ERROR_FILE
+                written = record.sweep_dir / "trials" / known / ERROR_FILE
                 error = written.read_text() if written.is_file() else ""
-            self._append(trial, "failed", {}, error[-4000:] or "the trial's process died")
+            record(known, "failed", trial.num_failures, {}, error[-4000:] or "the trial's process died")
 
     return Recorder()
+
+
+def _run_on_ray(
+    spec: SweepSpec,
+    sweep_dir: Path,
+    pending: Sequence[Trial],
+    record,
+    max_concurrent: int | None,
+    retries: int,
+    address: str | None,
+) -> None:
+    import ray
+    from ray import tune
+
+    started_ray = not ray.is_initialized()
+    if started_ray and address:
+        ray.init(address=address)
+    elif started_ray:
+        ray.init(include_dashboard=False, configure_logging=False)
+    try:
+        table = {trial.trial_id: trial.params(sweep_dir, spec.evaluation) for trial in pending}
+        trainable = tune.with_resources(tune.with_parameters(run_trial, table=table), {"cpu": spec.cpus})
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial_id": tune.grid_search(list(table))},
+            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=False),
+            run_config=tune.RunConfig(
+                name=f"{spec.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}",
+                storage_path=str(sweep_dir / "ray"),
+                failure_config=tune.FailureConfig(max_failures=retries),
+                callbacks=[_recorder(record)],
+            ),
+        )
+        tuner.fit()
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+# -- the driver ---------------------------------------------------------------------------------------------
+
+
+class _Recorder:
+    """Appends an ended trial to the store (the driver is its one writer) and keeps the failed ones' ids."""
+
+    def __init__(self, store: ResultStore, trials: Sequence[Trial], evaluation: Mapping[str, int]):
+        self.store = store
+        self.sweep_dir = store.path.parent
+        self.trials = {trial.trial_id: trial for trial in trials}
+        self.evaluation = dict(evaluation)
+        self.failed: list[str] = []
+
+    def __call__(
+        self, trial: Trial | str, status: str, attempts: int, payload: Mapping[str, Any], error: str
+    ) -> None:
+        known = self.trials[trial if isinstance(trial, str) else trial.trial_id]
+        row = self.store.append(
+            TrialRecord(
+                trial_id=known.trial_id,
+                status=status,
+                attempts=attempts,
+                axes=known.axes,
+                config={**known.config.to_dict(), "evaluation": self.evaluation},
+                metrics=payload.get("metrics", {}),
+                versions=payload.get("versions", {}),
+                error=error,
+            )
+        )
+        logger.info(
+            "trial %s %s after %d attempt(s) (store row %d)", known.trial_id, status, attempts, row.row
+        )
+        if status == "failed":
+            self.failed.append(known.trial_id)
 
 
 def warm_caches(trials: Sequence[Trial]) -> None:
@@ -352,11 +511,13 @@ def run_sweep(
     max_concurrent: int | None = None,
     max_retries: int | None = None,
     skip_failed: bool = False,
+    engine: str = "ray",
 ) -> SweepOutcome:
     """Run every trial of ``spec`` the store in ``sweep_dir`` does not have as finished."""
-    import ray
-    from ray import tune
-
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r}: expected one of {ENGINES}")
+    if engine == "processes" and address:
+        raise ValueError("--address names a Ray cluster; it needs --engine ray")
     sweep_dir = sweep_dir.resolve()
     store = ResultStore(sweep_dir)
     trials = spec.trials()
@@ -366,13 +527,17 @@ def run_sweep(
     pending = [trial for trial in trials if trial.trial_id not in done]
     skipped = [trial.trial_id for trial in trials if trial.trial_id in done]
     logger.info(
-        "sweep %s: %d trials, %d already in the store, %d to run",
+        "sweep %s: %d trials, %d already in the store, %d to run (engine: %s)",
         spec.name,
         len(trials),
         len(skipped),
         len(pending),
+        engine,
     )
-    outcome = SweepOutcome(total=len(trials), skipped=skipped, ran=[t.trial_id for t in pending], failed=[])
+    record = _Recorder(store, pending, spec.evaluation)
+    outcome = SweepOutcome(
+        total=len(trials), skipped=skipped, ran=[t.trial_id for t in pending], failed=record.failed
+    )
     if not pending:
         return outcome
 
@@ -383,32 +548,11 @@ def run_sweep(
             "on a cluster, a node without the expert-data and VHUS caches builds them in each "
             "trial; run `python -m envs.vhus.train` on every node first when the sweep uses VHUS"
         )
-    started_ray = not ray.is_initialized()
-    if started_ray and address:
-        ray.init(address=address)
-    elif started_ray:
-        ray.init(include_dashboard=False, configure_logging=False)
-    try:
-        table = {trial.trial_id: trial.params(sweep_dir, spec.evaluation) for trial in pending}
-        trainable = tune.with_resources(tune.with_parameters(run_trial, table=table), {"cpu": spec.cpus})
-        retries = spec.max_retries if max_retries is None else max_retries
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"trial_id": tune.grid_search(list(table))},
-            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=False),
-            run_config=tune.RunConfig(
-                name=f"{spec.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}",
-                storage_path=str(sweep_dir / "ray"),
-                failure_config=tune.FailureConfig(max_failures=retries),
-                callbacks=[
-                    _recorder(store, {t.trial_id: t for t in pending}, spec.evaluation, outcome.failed)
-                ],
-            ),
-        )
-        tuner.fit()
-    finally:
-        if started_ray:
-            ray.shutdown()
+    retries = spec.max_retries if max_retries is None else max_retries
+    if engine == "ray":
+        _run_on_ray(spec, sweep_dir, pending, record, max_concurrent, retries, address)
+    else:
+        _run_in_processes(spec, sweep_dir, pending, record, max_concurrent, retries)
     return outcome
 
 
@@ -423,6 +567,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-retries", type=int, help="restarts of a crashed trial (default: the config's)")
     parser.add_argument("--out", help="sweep folder (default sweeps/NAME)")
     parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="ray",
+        help="ray (default: a local Ray, or the cluster at --address) or processes (this machine, no Ray)",
+    )
+    parser.add_argument(
         "--skip-failed", action="store_true", help="do not retry trials the store has as failed"
     )
     parser.add_argument("--dry-run", action="store_true", help="list the trials and whether they are done")
@@ -432,6 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--max-concurrent {args.max_concurrent}: expected a positive number")
     if args.max_retries is not None and args.max_retries < 0:
         parser.error(f"--max-retries {args.max_retries}: expected 0 or more")
+    if args.address and args.engine != "ray":
+        parser.error(f"--address {args.address}: a Ray cluster needs --engine ray")
     try:
         spec = load_spec(args.config)
     except SpecError as exc:
@@ -459,6 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_concurrent=args.max_concurrent,
             max_retries=args.max_retries,
             skip_failed=args.skip_failed,
+            engine=args.engine,
         )
     except DataError as exc:  # found while preparing the caches, before any trial starts
         print(f"error: {exc}", file=sys.stderr)

@@ -84,7 +84,7 @@ def _spec(tmp_path: Path, text: str) -> sweep.SweepSpec:
 # -- the smoke sweep on a local Ray -------------------------------------------------------------------------
 
 
-def _start(out: Path, log: Path) -> subprocess.Popen:
+def _start(out: Path, log: Path, engine: str) -> subprocess.Popen:
     env = {**os.environ, "RAY_DEDUP_LOGS": "0"}
     with open(log, "w") as f:
         return subprocess.Popen(
@@ -97,6 +97,8 @@ def _start(out: Path, log: Path) -> subprocess.Popen:
                 str(out),
                 "--max-concurrent",
                 "2",
+                "--engine",
+                engine,
             ],
             cwd=REPO_ROOT,
             stdout=f,
@@ -124,12 +126,13 @@ def _attempts(trial_dir: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_smoke_sweep_survives_a_killed_trial_and_reruns_only_it(tmp_path):
+@pytest.mark.parametrize("engine", sweep.ENGINES)
+def test_smoke_sweep_survives_a_killed_trial_and_reruns_only_it(tmp_path, engine):
     out, log = tmp_path / "sweep", tmp_path / "run1.log"
     trials = sweep.load_spec(CONFIGS / "smoke.yaml").trials()
     victim = out / "trials" / trials[0].trial_id
     started = time.monotonic()
-    process = _start(out, log)
+    process = _start(out, log, engine)
 
     # kill the victim once mid-training (after its first epoch's last.pt), then kill the resumed retry too:
     # with the smoke config's max_retries 1 that spends its retries
@@ -141,7 +144,7 @@ def test_smoke_sweep_survives_a_killed_trial_and_reruns_only_it(tmp_path):
     assert second[1]["resume"] and second[1]["pid"] != first[0]["pid"]
     os.kill(second[1]["pid"], signal.SIGKILL)
     assert process.wait(timeout=SWEEP_TIMEOUT_S) == 1, log.read_text()[-3000:]
-    print(f"smoke sweep with two killed attempts: {time.monotonic() - started:.0f} s")
+    print(f"smoke sweep ({engine}) with two killed attempts: {time.monotonic() - started:.0f} s")
 
     store = ResultStore(out)
     rows = store.records()
@@ -154,6 +157,7 @@ def test_smoke_sweep_survives_a_killed_trial_and_reruns_only_it(tmp_path):
         assert record.attempts == 1 and 0 <= record.metrics["success"] <= 1
         assert record.metrics["dialogues"] == 20
         assert record.versions["code"]["package"] and len(record.versions["data_checksums"]) > 10
+        assert record.versions["engine"] == engine and ("ray" in record.versions) == (engine == "ray")
         assert record.config["user_noise"] == record.axes["user_noise"]
     others = {
         t.trial_id: (out / "trials" / t.trial_id / "evaluation.json").stat().st_mtime_ns for t in trials[1:]
@@ -161,7 +165,7 @@ def test_smoke_sweep_survives_a_killed_trial_and_reruns_only_it(tmp_path):
 
     # the re-run completes the victim only (resuming it from its last.pt), and touches nothing else
     rerun_log = tmp_path / "run2.log"
-    process = _start(out, rerun_log)
+    process = _start(out, rerun_log, engine)
     assert process.wait(timeout=SWEEP_TIMEOUT_S) == 0, rerun_log.read_text()[-3000:]
     assert "skipped 3 already finished; ran 1; failed 0" in rerun_log.read_text()
     after = ResultStore(out).records()
@@ -178,13 +182,14 @@ def test_smoke_sweep_survives_a_killed_trial_and_reruns_only_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_crashing_trial_is_retried_then_recorded_failed(tmp_path):
+@pytest.mark.parametrize("engine", sweep.ENGINES)
+def test_a_crashing_trial_is_retried_then_recorded_failed(tmp_path, engine):
     spec = _spec(
         tmp_path,
         "name: crash\nbase: {epochs: 1, steps_per_epoch: 8, num_envs: 2, pretrained_policy: /nonexistent.pt}"
         "\ngrid: [{algo: [ppo]}]\nevaluation: {dialogues: 2}\ntrials: {max_retries: 1}",
     )
-    outcome = sweep.run_sweep(spec, tmp_path / "sweep", max_concurrent=1)
+    outcome = sweep.run_sweep(spec, tmp_path / "sweep", max_concurrent=1, engine=engine)
     (trial,) = spec.trials()
     assert outcome.failed == [trial.trial_id]
     (record,) = ResultStore(tmp_path / "sweep").records()
