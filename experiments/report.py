@@ -210,6 +210,9 @@ def learning_curve(trial_dir: Path, tag: str) -> dict[int, float]:
     """Validation scalar per epoch from a trial's TensorBoard event files (all of them, resumed runs too)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    # a resumed trial's purge of the steps after its last checkpoint is expected, not worth a warning each
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)
+
     if not trial_dir.is_dir():
         return {}
     accumulator = EventAccumulator(str(trial_dir), size_guidance={"scalars": 0})
@@ -247,7 +250,7 @@ def _plot(
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))  # keep the first row's titles clear of the figure title
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
