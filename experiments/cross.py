@@ -29,8 +29,12 @@ from vrb.evaluate import load_agent, run_dialogues
 
 logger = logging.getLogger("experiments.cross")
 
-COLUMNS = (("turns", "paper_turns"), ("match", "paper_match"), ("inform F1", "paper_inform_f1"),
-           ("success", "paper_success"))
+COLUMNS = (
+    ("turns", "paper_turns"),
+    ("match", "paper_match"),
+    ("inform F1", "paper_inform_f1"),
+    ("success", "paper_success"),
+)
 
 
 def cross_evaluate(
@@ -46,12 +50,22 @@ def cross_evaluate(
     runs = []
     for run_dir in run_dirs:
         agent, config = load_agent(run_dir / "best.pt")
-        entry = {"run": str(run_dir), "algo": config["algo"], "trained_on": config["simulator"],
-                 "seed": config["seed"], "on": {}}
+        entry = {
+            "run": str(run_dir),
+            "algo": config["algo"],
+            "trained_on": config["simulator"],
+            "seed": config["seed"],
+            "on": {},
+        }
         for name, env in envs.items():
             entry["on"][name] = run_dialogues(agent, env, seeds).summary
-            logger.info("%s (trained on %s) on %s: papers' success %.3f", run_dir, config["simulator"], name,
-                        entry["on"][name]["paper_success"])
+            logger.info(
+                "%s (trained on %s) on %s: papers' success %.3f",
+                run_dir,
+                config["simulator"],
+                name,
+                entry["on"][name]["paper_success"],
+            )
         runs.append(entry)
     return runs
 
@@ -60,7 +74,12 @@ def table(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str]) -> str:
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for run in runs:
         groups[run["algo"], run["trained_on"]].append(run)
-    header = ["policy", "trained on", *(f"{label} on {sim}" for sim in simulators for label, _ in COLUMNS), "n"]
+    header = [
+        "policy",
+        "trained on",
+        *(f"{label} on {sim}" for sim in simulators for label, _ in COLUMNS),
+        "n",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (algo, trained_on), members in groups.items():
         cells = []
@@ -80,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dialogues", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="first dialogue seed")
     parser.add_argument("--out", default="cross", help="writes OUT.json and OUT.md")
-    parser.add_argument("--data-dir", help="MultiWOZ data folder (default: $VRB_DATA_DIR, ../shared/multiwoz, cache)")
+    parser.add_argument(
+        "--data-dir", help="MultiWOZ data folder (default: $VRB_DATA_DIR, ../shared/multiwoz, cache)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.dialogues < 1:
@@ -88,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dirs = [Path(run) for run in args.runs]
     missing = [str(run) for run in run_dirs if not (run / "best.pt").is_file()]
     if missing:
-        print(f"error: no best.pt in {missing[0]}; expected a run folder written by vrb.train", file=sys.stderr)
+        print(
+            f"error: no best.pt in {missing[0]}; expected a run folder written by vrb.train", file=sys.stderr
+        )
         return 2
     try:
         runs = cross_evaluate(run_dirs, args.simulators, args.dialogues, args.seed, args.data_dir)

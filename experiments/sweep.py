@@ -316,14 +316,13 @@ def _run_in_processes(
     spec: SweepSpec,
     sweep_dir: Path,
     pending: Sequence[Trial],
-    record,
+    record: _Recorder,
     max_concurrent: int | None,
     retries: int,
 ) -> None:
     """Keep up to ``max_concurrent`` trials running; a child that dies is restarted until its retries are spent."""
-    context = multiprocessing.get_context(
-        "spawn"
-    )  # the driver holds torch state a fork would copy mid-flight
+    # spawn, not fork: the driver holds torch state that a fork would copy mid-flight
+    context = multiprocessing.get_context("spawn")
     slots = max_concurrent or max(1, int((os.cpu_count() or 1) // max(spec.cpus, 1)))
     queue = deque(pending)
     failures: Counter[str] = Counter()
@@ -375,7 +374,7 @@ def _run_in_processes(
 # -- the Ray engine ------------------------------------------------------------------------------------------
 
 
-def _recorder(record):
+def _recorder(record: _Recorder):
     from ray import tune
 
     class Recorder(tune.Callback):
@@ -413,7 +412,7 @@ def _run_on_ray(
     spec: SweepSpec,
     sweep_dir: Path,
     pending: Sequence[Trial],
-    record,
+    record: _Recorder,
     max_concurrent: int | None,
     retries: int,
     address: str | None,
