@@ -179,6 +179,12 @@ def cells_markdown(cells: Sequence[Cell], metric: str) -> str:
     return "\n".join(lines)
 
 
+def _code_label(code: Mapping[str, str]) -> str:
+    """``git describe``, plus the sources' digest where recorded (git metadata can be stale on copied trees)."""
+    label = code.get("git") or "?"
+    return f"{label} (source {code['source']})" if code.get("source") else label
+
+
 def trial_rows(records: Iterable[TrialRecord]) -> list[dict[str, Any]]:
     rows = []
     for record in records:
@@ -189,6 +195,7 @@ def trial_rows(records: Iterable[TrialRecord]) -> list[dict[str, Any]]:
             "recorded_at": record.recorded_at,
             **{f"axis_{k}": v for k, v in record.axes.items()},
             "git": record.versions.get("code", {}).get("git", ""),
+            "source": record.versions.get("code", {}).get("source", ""),
         }
         row |= {metric: record.metrics.get(metric) for metric in METRICS}
         rows.append(row)
@@ -326,7 +333,7 @@ def write_report(sweep_dir: Path, out: Path | None = None, definition: str = "pa
         "success_vs_ic.png": plot_success_vs_ic(cells, metric, out / "success_vs_ic.png"),
         "learning_curves.png": plot_learning_curves(cells, sweep_dir, metric, out / "learning_curves.png"),
     }
-    versions = sorted({r.versions.get("code", {}).get("git", "?") for r in finished.values()})
+    versions = sorted({_code_label(r.versions.get("code", {})) for r in finished.values()})
     lines = [
         f"# Sweep report: {sweep_dir.name}",
         "",

@@ -11,6 +11,7 @@ from vrb.checkpoint import (
     load_checkpoint,
     restore_rng_states,
     save_checkpoint,
+    source_digest,
 )
 from vrb.config import TrainConfig
 from vrb.policy import MultiLabelPolicy, ValueNet
@@ -215,3 +216,19 @@ def test_config_validation_names_the_bad_field(field, value, message):
 def test_config_rejects_unknown_fields():
     with pytest.raises(ValueError, match="unknown config field 'learning_rate'"):
         TrainConfig.from_dict({"learning_rate": 1e-3})
+
+
+def test_the_source_digest_names_the_code_that_ran(tmp_path):
+    for package in ("vrb", "envs"):
+        (tmp_path / package / "sub").mkdir(parents=True)
+        (tmp_path / package / "sub" / "m.py").write_text("x = 1\n")
+    (tmp_path / "vrb" / "notes.txt").write_text("not code")
+    before = source_digest(tmp_path)
+    (tmp_path / "vrb" / "notes.txt").write_text("still not code")
+    assert source_digest(tmp_path) == before
+    (tmp_path / "envs" / "sub" / "m.py").write_text("x = 2\n")
+    changed = source_digest(tmp_path)
+    assert changed != before and len(changed) == 16
+    (tmp_path / "envs" / "sub" / "m.py").rename(tmp_path / "envs" / "sub" / "n.py")  # same bytes, new name
+    assert source_digest(tmp_path) not in (before, changed)
+    assert code_version()["source"] == source_digest()

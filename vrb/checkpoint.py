@@ -58,9 +58,22 @@ class Checkpoint:
             raise CheckpointError(f"checkpoint {self.path} has a config this vrb cannot use: {exc}") from exc
 
 
+SOURCE_PACKAGES = ("envs", "vrb", "baselines", "experiments")
+
+
+def source_digest(root: Path = REPO_ROOT) -> str:
+    """A digest of the project's Python sources: names the code that ran where git metadata is absent or stale
+    (a copied tree, an install)."""
+    digest = hashlib.sha256()
+    for package in SOURCE_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @functools.cache
 def code_version() -> dict[str, str]:
-    """Package version, and ``git describe`` of the source tree when it is a git checkout."""
+    """Package version, ``git describe`` of the source tree when it is a git checkout, and the sources' digest."""
     try:
         package = metadata.version("vrb")
     except metadata.PackageNotFoundError:
@@ -76,7 +89,7 @@ def code_version() -> dict[str, str]:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         git = ""
-    return {"package": package, "git": git}
+    return {"package": package, "git": git, "source": source_digest()}
 
 
 def capture_rng_states(rngs: Mapping[str, Rng]) -> dict[str, Any]:
