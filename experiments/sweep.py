@@ -333,7 +333,9 @@ def _run_in_processes(
                 trial = queue.popleft()
                 params = trial.params(sweep_dir, spec.evaluation)
                 out = Path(params["out"])
-                (out / PAYLOAD_FILE).unlink(missing_ok=True)
+                # what an earlier attempt left says nothing of this one
+                for stale in (PAYLOAD_FILE, ERROR_FILE):
+                    (out / stale).unlink(missing_ok=True)
                 child = context.Process(target=run_trial_process, args=(params,), name=trial.trial_id)
                 child.start()
                 running[child.sentinel] = (child, trial, out)
