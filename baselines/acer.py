@@ -70,7 +70,8 @@ logger = logging.getLogger(__name__)
 
 class SummaryPolicy(nn.Module):
     """Softmax over summary actions that acts with their 209-act vectors, so vrb's sampling and NeuralAgent
-    drive it like a MultiLabelPolicy (``act`` samples, ``greedy`` takes the most probable)."""
+    drive it like a MultiLabelPolicy (``act`` decodes: ``greedy`` takes the most probable, any other decoder
+    samples; ``greedy()`` is the most probable)."""
 
     def __init__(
         self,
@@ -88,10 +89,17 @@ class SummaryPolicy(nn.Module):
 
     @torch.no_grad()
     def act(
-        self, states: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        states: torch.Tensor,
+        generator: torch.Generator | None = None,
+        decoder: str = "sample",
+        fallback: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         log_probs = torch.log_softmax(self(states), -1)
-        index = torch.multinomial(log_probs.exp(), 1, generator=generator)
+        if decoder == "greedy":
+            index = log_probs.argmax(-1, keepdim=True)
+        else:
+            index = torch.multinomial(log_probs.exp(), 1, generator=generator)
         return self.vectors[index.squeeze(-1)], log_probs.gather(-1, index).squeeze(-1)
 
     @torch.no_grad()
@@ -424,7 +432,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     buffer = RolloutBuffer(cfg.steps_per_env, cfg.num_envs, STATE_DIM, ACTION_DIM)
     for epoch in run.epochs(start_epoch):
         started = time.perf_counter()
-        episodes = collect(vec_env, policy, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
+        episodes = collect(vec_env, policy.act, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
         sampled = time.perf_counter()
         segment = Segment.from_buffer(buffer, summary, policy)
         tb.scalars("acer", acer.update(segment), epoch + 1)

@@ -443,7 +443,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     actor = ThompsonActor(committee)
     for epoch in run.epochs(start_epoch):
         started = time.perf_counter()
-        episodes = collect(vec_env, actor, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
+        episodes = collect(vec_env, actor.act, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
         sampled = time.perf_counter()
         taken, actor.taken = np.stack(actor.taken), []
         tb.scalars("gp", learn_from(committee, buffer, taken, act_member, cfg.gamma), epoch + 1)

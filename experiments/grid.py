@@ -5,8 +5,9 @@ A lightweight companion to the Ray sweep runner for one machine:
     python -m experiments.grid --algos mle ppo gdpl vrb --seeds 0 1 2 --jobs 12 --dialogues 1000 --out runs/grid
 
 Each (algo, variant, seed) runs ``python -m vrb.train`` into ``OUT/NAME`` and then ``python -m vrb.evaluate`` on
-its ``best.pt`` over ``--dialogues`` dialogues (seeds 0..N-1); ``OUT/summary.json`` and ``OUT/summary.md``
-hold the table. ``--variant NAME:FIELD=VALUE,FIELD=VALUE`` adds configurations beside the defaults.
+each of its ``--checkpoints`` (best.pt and last.pt by default; mle.pt is the cloned start) over ``--dialogues``
+dialogues (seeds 0..N-1); ``OUT/summary.json`` and ``OUT/summary.md`` hold the table, mean ± 95% Student-t
+interval over seeds. ``--variant NAME:FIELD=VALUE,FIELD=VALUE`` adds configurations beside the defaults.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from vrb.stats import mean_ci
+
 logger = logging.getLogger("experiments.grid")
 COLUMNS = (("turns", "paper_turns"), ("match", "paper_match"), ("inform F1", "paper_inform_f1"),
-           ("success", "paper_success"), ("success (ConvLab-2)", "success"))
+           ("success", "paper_success"), ("success (ConvLab-2)", "success"), ("acts/turn", "acts_per_turn"))
+CHECKPOINTS = ("best", "last", "mle")
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,14 @@ class Job:
         return f"{self.algo}{'-' + self.variant if self.variant else ''}-s{self.seed}"
 
 
-def run_job(job: Job, out: Path, dialogues: int, simulator: str, extra: Sequence[str]) -> dict:
+def run_job(
+    job: Job, out: Path, dialogues: int, simulator: str, extra: Sequence[str], checkpoints: Sequence[str]
+) -> dict[str, dict]:
+    """Train the job (resuming a cut run) and evaluate each checkpoint once; {checkpoint: evaluation}."""
     folder = out / job.name
-    result_file = folder / "eval.json"
-    if result_file.is_file():
-        return json.loads(result_file.read_text())
+    results = {name: folder / f"eval-{name}.json" for name in checkpoints}
+    if all(path.is_file() for path in results.values()):
+        return {name: json.loads(path.read_text()) for name, path in results.items()}
     started = time.perf_counter()
     train = [sys.executable, "-m", "vrb.train", "--algo", job.algo, "--simulator", simulator, "--seed",
              str(job.seed), "--out", str(folder), *extra]
@@ -53,41 +60,43 @@ def run_job(job: Job, out: Path, dialogues: int, simulator: str, extra: Sequence
     if (folder / "last.pt").is_file():
         train.append("--resume")
     with open(out / f"{job.name}.log", "a") as log:
-        subprocess.run(train, check=True, stdout=log, stderr=subprocess.STDOUT)
+        if not (folder / "results.json").is_file():
+            subprocess.run(train, check=True, stdout=log, stderr=subprocess.STDOUT)
         trained = time.perf_counter() - started
-        subprocess.run([sys.executable, "-m", "vrb.evaluate", "--checkpoint", str(folder / "best.pt"),
-                        "--simulator", simulator, "--dialogues", str(dialogues), "--transcripts", "0",
-                        "--out", str(result_file)], check=True, stdout=log, stderr=subprocess.STDOUT)
-    result = json.loads(result_file.read_text())
-    result["train_seconds"] = trained
-    result_file.write_text(json.dumps(result))
-    logger.info("%s: success %.3f (papers %.3f), trained in %.0f s", job.name, result["summary"]["success"],
-                result["summary"]["paper_success"], trained)
-    return result
+        for name, path in results.items():
+            if not path.is_file():
+                subprocess.run([sys.executable, "-m", "vrb.evaluate", "--checkpoint", str(folder / f"{name}.pt"),
+                                "--simulator", simulator, "--dialogues", str(dialogues), "--transcripts", "0",
+                                "--out", str(path)], check=True, stdout=log, stderr=subprocess.STDOUT)
+    evaluations = {name: json.loads(path.read_text()) for name, path in results.items()}
+    for name, evaluation in evaluations.items():
+        evaluation.pop("dialogues", None)  # the per-dialogue rows stay in the run folder's file only
+        evaluation["train_seconds"] = trained
+        logger.info("%s %s: success %.3f (papers), inform F1 %.3f, trained in %.0f s", job.name, name,
+                    evaluation["summary"]["paper_success"], evaluation["summary"]["paper_inform_f1"], trained)
+    return evaluations
 
 
-def mean_ci(values: Sequence[float]) -> tuple[float, float]:
-    values = np.asarray([v for v in values if v is not None], dtype=float)
-    if len(values) < 2:
-        return float(values.mean()) if len(values) else float("nan"), float("nan")
-    return float(values.mean()), float(1.96 * values.std(ddof=1) / np.sqrt(len(values)))
-
-
-def tabulate(results: dict[Job, dict]) -> tuple[list[dict], str]:
-    rows, lines = [], ["| run | n | " + " | ".join(label for label, _ in COLUMNS) + " | train s |",
-                       "|---" * (len(COLUMNS) + 3) + "|"]
+def tabulate(results: dict[Job, dict[str, dict]]) -> tuple[list[dict], str]:
+    rows, lines = [], ["| run | checkpoint | n | " + " | ".join(label for label, _ in COLUMNS) + " | train s |",
+                       "|---" * (len(COLUMNS) + 4) + "|"]
+    checkpoints = list(dict.fromkeys(name for per_job in results.values() for name in per_job))
     for algo, variant in dict.fromkeys((job.algo, job.variant) for job in results):
-        cell = [r for job, r in results.items() if (job.algo, job.variant) == (algo, variant)]
-        row = {"algo": algo, "variant": variant, "n": len(cell)}
-        texts = []
-        for _label, key in COLUMNS:
-            mean, ci = mean_ci([r["summary"][key] for r in cell])
-            row[key] = {"mean": mean, "ci95": ci}
-            texts.append(f"{mean:.3f} ± {ci:.3f}")
-        seconds = np.mean([r.get("train_seconds", float("nan")) for r in cell])
-        rows.append(row | {"train_seconds": float(seconds)})
-        lines.append(f"| {algo}{' ' + variant if variant else ''} | {len(cell)} | " + " | ".join(texts)
-                     + f" | {seconds:.0f} |")
+        for checkpoint in checkpoints:
+            cell = [r[checkpoint] for job, r in results.items() if (job.algo, job.variant) == (algo, variant)
+                    and checkpoint in r]
+            if not cell:
+                continue
+            row = {"algo": algo, "variant": variant, "checkpoint": checkpoint, "n": len(cell)}
+            texts = []
+            for _label, key in COLUMNS:
+                mean, ci = mean_ci([r["summary"].get(key) for r in cell])
+                row[key] = {"mean": mean, "ci95": ci}
+                texts.append(f"{mean:.3f} ± {ci:.3f}")
+            seconds = float(np.mean([r.get("train_seconds", float("nan")) for r in cell]))
+            rows.append(row | {"train_seconds": seconds})
+            lines.append(f"| {algo}{' ' + variant if variant else ''} | {checkpoint} | {len(cell)} | "
+                         + " | ".join(texts) + f" | {seconds:.0f} |")
     return rows, "\n".join(lines)
 
 
@@ -108,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--simulator", default="agenda")
     parser.add_argument("--dialogues", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--checkpoints", nargs="+", choices=CHECKPOINTS, default=["best", "last"],
+                        help="which checkpoints of each run to evaluate")
     parser.add_argument("--out", default="runs/grid")
     parser.add_argument("train_args", nargs="*", help="extra vrb.train arguments, after --")
     args = parser.parse_args(argv)
@@ -118,8 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {job: pool.submit(run_job, job, out, args.dialogues, args.simulator, args.train_args)
-                   for job in jobs}
+        futures = {job: pool.submit(run_job, job, out, args.dialogues, args.simulator, args.train_args,
+                                    args.checkpoints) for job in jobs}
     results, failed = {}, []
     for job, future in futures.items():
         try:
@@ -128,8 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed.append(job.name)
             logger.error("%s failed (%s); see %s", job.name, exc, out / f"{job.name}.log")
     rows, table = tabulate(results)
-    (out / "summary.json").write_text(json.dumps({"rows": rows, "failed": failed}, indent=1))
-    (out / "summary.md").write_text(table + "\n")
+    (out / "summary.json").write_text(json.dumps({"rows": rows, "failed": failed, "runs": {
+        job.name: {name: r["summary"] for name, r in per_job.items()} for job, per_job in results.items()}},
+        indent=1))
+    (out / "summary.md").write_text("Mean ± 95% Student-t interval over seeds; papers' definitions.\n\n"
+                                    + table + "\n")
     print(table)
     return 1 if failed else 0
 

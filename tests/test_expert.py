@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from envs.multiwoz.vector import ACTION_DIM, STATE_DIM, Vectoriser
+from envs.dialogue_env import DialogueEnv
+from envs.multiwoz.dst import RuleDST
+from envs.multiwoz.vector import ACTION_DIM, BELIEF_OFFSET, BOOKED_OFFSET, STATE_DIM, TERMINATED_INDEX, Vectoriser
 from vrb import expert as expert_module
 from vrb.expert import ExpertData, build_expert, cache_key, default_cache_dir, load_expert, turn_acts
 from vrb.ppo import Transitions
@@ -25,6 +27,12 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def val_expert(mwdata, vectoriser, cache_dir):
+    """ConvLab-2's annotation states (``expert_states=corpus``): the hand-checked vectors below are theirs."""
+    return load_expert(mwdata, "val", states="corpus", cache_dir=cache_dir, vectoriser=vectoriser)
+
+
+@pytest.fixture(scope="module")
+def replayed_expert(mwdata, vectoriser, cache_dir):
     return load_expert(mwdata, "val", cache_dir=cache_dir, vectoriser=vectoriser)
 
 
@@ -108,7 +116,7 @@ def test_to_transitions_gives_the_same_float32_tensors(val_expert):
 
 def test_cache_hit_returns_identical_arrays_without_rebuilding(val_expert, mwdata, cache_dir, monkeypatch):
     monkeypatch.setattr(expert_module, "build_expert", lambda *a, **k: pytest.fail("rebuilt on a cache hit"))
-    again = load_expert(mwdata, "val", cache_dir=cache_dir)
+    again = load_expert(mwdata, "val", states="corpus", cache_dir=cache_dir)
     for name in ("states", "actions", "next_states", "dialogue_index", "turn_index"):
         assert np.array_equal(getattr(again, name), getattr(val_expert, name)), name
     assert (again.split, again.dialogue_ids, again.skipped_turns) == (
@@ -124,7 +132,7 @@ def tiny_expert(split: str) -> ExpertData:
 def test_changed_data_checksum_or_unreadable_cache_rebuilds(mwdata, tmp_path, monkeypatch):
     builds = []
 
-    def counting_build(corpus, vectoriser, split):
+    def counting_build(corpus, vectoriser, split, tracker):
         builds.append(split)
         return tiny_expert(split)
 
@@ -134,6 +142,12 @@ def test_changed_data_checksum_or_unreadable_cache_rebuilds(mwdata, tmp_path, mo
     load_expert(mwdata, "val", cache_dir=tmp_path)
     load_expert(mwdata, "val", cache_dir=tmp_path)
     assert builds == ["val"]
+    assert cache_key(mwdata, "val", "corpus") != cache_key(mwdata, "val", "replayed")
+    load_expert(mwdata, "val", states="corpus", cache_dir=tmp_path)  # another state source: another entry
+    assert builds == ["val", "val"]
+    del builds[1:]
+    for path in tmp_path.glob("expert-val-corpus-*.npz"):
+        path.unlink()
 
     key = cache_key(mwdata, "val")
     changed = {**expert_module.read_checksums(mwdata.root), "val.json.zip": "0" * 64}
@@ -193,12 +207,14 @@ def test_turn_acts_sorts_slots_within_each_domain_intent():
 
 
 def test_test_split_is_held_out_and_recorded(mwdata, vectoriser, cache_dir, val_expert):
-    held_out = load_expert(mwdata, "test", cache_dir=cache_dir, vectoriser=vectoriser)
+    held_out = load_expert(mwdata, "test", states="corpus", cache_dir=cache_dir, vectoriser=vectoriser)
     assert held_out.split == "test" and len(held_out) == 7372
     assert not set(held_out.dialogue_ids) & set(val_expert.dialogue_ids)
     assert mwdata.training_split() == "val"  # the shipped folder has no train split
     with pytest.raises(ValueError, match="split 'dev'"):
         load_expert(mwdata, "dev", cache_dir=cache_dir)
+    with pytest.raises(ValueError, match="expert states 'annotated'"):
+        load_expert(mwdata, "val", states="annotated", cache_dir=cache_dir)
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
@@ -207,3 +223,72 @@ def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("VRB_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "vrb" / "expert"
+
+
+class ScriptedUser:
+    """Says a corpus dialogue's user acts in order; after the last system turn it ends the dialogue silently."""
+
+    def __init__(self, user_turns: list[list[list[str]]], goal_source):
+        self.user_turns, self.goal_source, self.said = user_turns, goal_source, 0
+
+    def start(self, goal_raw, rng) -> None:
+        self.goal_source.start(goal_raw, rng)  # only for the evaluator's goal
+        self.said = 0
+
+    def respond(self, sys_acts) -> list[list[str]]:
+        self.said += 1
+        return self.user_turns[self.said - 1] if self.said <= len(self.user_turns) else []
+
+    @property
+    def terminated(self) -> bool:
+        return self.said > len(self.user_turns)
+
+    @property
+    def reward(self) -> float:
+        return 0.0
+
+    @property
+    def domain_goals(self):
+        return self.goal_source.domain_goals
+
+
+@pytest.mark.parametrize("dialogue_id", [HAND_CHECKED_DIALOGUE, "PMUL1181", "PMUL3470"])
+def test_replayed_states_are_the_env_states_under_the_same_acts(replayed_expert, val_corpus, dialogue_id):
+    """Teacher-forcing the env with a corpus dialogue's annotated acts gives the replayed expert's vectors."""
+    from envs.multiwoz.agenda import UserSimulator
+
+    log = val_corpus[dialogue_id]["log"]
+    user_turns, system_turns = [turn_acts(t) for t in log[0::2]], [turn_acts(t) for t in log[1::2]]
+    env = DialogueEnv(user=ScriptedUser(user_turns, UserSimulator.from_data(DialogueEnv().world.data)))
+    observation, _ = env.reset(seed=0)
+    rows = np.flatnonzero(replayed_expert.dialogue_index == replayed_expert.dialogue_ids.index(dialogue_id))
+    assert len(rows) == len(system_turns)
+    for k, (row, acts) in enumerate(zip(rows, system_turns, strict=True)):
+        assert nonzero(replayed_expert.states[row]) == nonzero(observation), f"system turn {k}"
+        assert np.array_equal(replayed_expert.actions[row], env.world.vectoriser.acts_to_action(acts))
+        observation, _, terminated, _, _ = env.step_acts(acts)
+        assert nonzero(replayed_expert.next_states[row]) == nonzero(observation), f"s' of system turn {k}"
+    assert terminated
+
+
+def test_replayed_states_are_what_the_env_can_show(replayed_expert, val_expert):
+    """No terminated flag and no booked flag (the rule DST never sets one); fewer belief slots than the
+    annotation, where "not mentioned" counts as filled."""
+    for data in (replayed_expert, val_expert):
+        assert data.actions.shape == (7365, ACTION_DIM) and np.array_equal(data.actions, val_expert.actions)
+    assert replayed_expert.states[:, TERMINATED_INDEX].sum() == 0
+    assert replayed_expert.states[:, BOOKED_OFFSET:BOOKED_OFFSET + 4].sum() == 0
+    belief = slice(BELIEF_OFFSET, BOOKED_OFFSET)
+    assert replayed_expert.states[:, belief].sum(1).mean() < 4.5 < val_expert.states[:, belief].sum(1).mean()
+    terminal = np.r_[replayed_expert.dialogue_index[1:] != replayed_expert.dialogue_index[:-1], True]
+    assert replayed_expert.next_states[terminal, TERMINATED_INDEX].all()
+    assert not replayed_expert.next_states[~terminal, TERMINATED_INDEX].any()
+
+
+def test_a_replay_stops_at_a_turn_the_tracker_cannot_read(val_corpus, vectoriser, mwdata):
+    broken = copy.deepcopy(val_corpus[HAND_CHECKED_DIALOGUE])
+    del broken["log"][6]["dialog_act"]  # the user turn before system turn 7
+    data = build_expert({"broken": broken}, vectoriser, "val", RuleDST.from_data(mwdata))
+    assert data.turn_index.tolist() == [1, 3, 5]
+    assert data.skipped_turns == 6  # system turns 7, 9, ..., 17
+    assert data.next_states[-1, TERMINATED_INDEX] == 1

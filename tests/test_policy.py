@@ -121,3 +121,27 @@ def test_entropy_of_uniform_policy_is_n_log_2():
         for p in policy.parameters():
             p.zero_()
     assert policy.entropy(torch.zeros(1, 3)).item() == pytest.approx(7 * math.log(2))
+
+
+def fixed_policy(biases: list[float]) -> MultiLabelPolicy:
+    policy = MultiLabelPolicy(3, len(biases), (5,))
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.zero_()
+        policy.net[-1].bias.copy_(torch.tensor(biases))
+    return policy
+
+
+def test_decoders_and_the_empty_action_fallback():
+    states = torch.zeros(2, 3)
+    confident = fixed_policy([2.0, -2.0, 0.0, 0.1])
+    assert confident.act(states, decoder="greedy")[0].tolist() == [[1.0, 0.0, 0.0, 1.0]] * 2
+    # expected: round(sum p) = round(0.88 + 0.12 + 0.5 + 0.52) = 2 acts, the two most probable
+    assert confident.act(states, decoder="expected")[0].tolist() == [[1.0, 0.0, 0.0, 1.0]] * 2
+    shy = fixed_policy([-1.0, -0.2, -3.0, -0.5])  # no act above one half; sum p = 1.0
+    assert shy.act(states, decoder="greedy")[0].sum() == 0
+    assert shy.act(states, decoder="greedy", fallback=True)[0].tolist() == [[0.0, 1.0, 0.0, 0.0]] * 2
+    assert shy.act(states, decoder="expected")[0].tolist() == [[0.0, 1.0, 0.0, 0.0]] * 2
+    actions, log_probs = shy.act(states, torch.Generator().manual_seed(0), decoder="sample", fallback=True)
+    assert (actions.sum(-1) >= 1).all()
+    torch.testing.assert_close(log_probs, shy.log_prob(states, actions))

@@ -5,6 +5,7 @@ from vrb.config import TrainConfig
 from vrb.ppo import Transitions
 from vrb.reward import (
     AIRLEstimator,
+    LearnedReward,
     ExpertSampler,
     VRBEstimator,
     gaussian_kl,
@@ -192,3 +193,87 @@ def test_pretrain_estimator_runs_one_update_per_epoch():
     sampler = ExpertSampler(synthetic(256, gen, expert=True), gen)
     history = pretrain_estimator(est, sampler, lambda: synthetic(64, gen, expert=False), epochs=3)
     assert len(history) == 3 and all("loss" in h for h in history)
+
+
+class FakeBuffer:
+    """What LearnedReward reads of a RolloutBuffer: transitions, their log-probabilities, and env rewards."""
+
+    def __init__(self, batch: Transitions, env_rewards: torch.Tensor):
+        self.batch, self.rewards = batch, env_rewards.clone()
+        self.log_probs = torch.full((len(batch),), -2.0)
+
+    def transitions(self) -> Transitions:
+        return self.batch
+
+    def flat_log_probs(self) -> torch.Tensor:
+        return self.log_probs
+
+    def set_rewards(self, rewards: torch.Tensor) -> None:
+        self.rewards = rewards
+
+
+def learned_reward(gen: torch.Generator, **config) -> LearnedReward:
+    cfg = TrainConfig(algo="vrb", **config)
+    expert = ExpertSampler(synthetic(512, gen, expert=True), gen)
+    random_acts = lambda states: torch.bernoulli(torch.full((len(states), ACTION_DIM), 0.5), generator=gen)  # noqa: E731
+    return LearnedReward(vrb(gen), expert, cfg, random_acts)
+
+
+@pytest.mark.parametrize(("negatives", "size"), [("rollout", 64), ("matched", 64), ("both", 128)])
+def test_negatives_are_rollouts_policy_acts_at_expert_states_or_both(negatives, size):
+    gen = torch.Generator().manual_seed(0)
+    step = learned_reward(gen, estimator_negatives=negatives)
+    rollout = synthetic(64, gen, expert=False)
+    batch = step.negatives(rollout)
+    assert len(batch) == size
+    if negatives != "rollout":  # matched negatives sit at expert states with the expert's s'
+        matched = batch.index(torch.arange(size - 64, size))
+        assert not torch.equal(matched.actions, expert_action(matched.states))
+
+
+def test_mixed_reward_adds_the_standardised_learned_reward_to_the_env_reward():
+    gen = torch.Generator().manual_seed(0)
+    env = torch.arange(64.0)
+    mixed = learned_reward(gen, env_reward="user", learned_reward_coef=2.0)
+    buffer = FakeBuffer(synthetic(64, gen, expert=False), env)
+    stats = mixed.relabel(buffer)
+    learned = (buffer.rewards - env) / 2.0
+    assert abs(learned.mean()) < 1e-5 and learned.std().item() == pytest.approx(1.0, abs=1e-4)
+    assert 0.0 < stats["reward_logpi_share"] < 1.0
+    pure = learned_reward(torch.Generator().manual_seed(0), env_reward="none")
+    buffer = FakeBuffer(synthetic(64, torch.Generator().manual_seed(0), expert=False), env)
+    pure.relabel(buffer)
+    assert abs(buffer.rewards.mean()) < 1e-5  # the env's rewards are ignored
+
+
+def test_replayed_rollouts_join_the_negatives_and_survive_a_checkpoint():
+    gen = torch.Generator().manual_seed(0)
+    step = learned_reward(gen, estimator_replay_epochs=2)
+    for _ in range(3):
+        step.relabel(FakeBuffer(synthetic(32, gen, expert=False), torch.zeros(32)))
+    assert len(step.replay) == 2 and len(step.negatives(synthetic(32, gen, expert=False))) == 96
+    clone = learned_reward(torch.Generator().manual_seed(1), estimator_replay_epochs=2)
+    clone.load_state_dict(step.state_dict())
+    for a, b in zip(clone.replay, step.replay, strict=True):
+        assert torch.equal(a.states, b.states) and torch.equal(a.actions, b.actions)
+
+
+def test_airl_logit_subtracts_the_policy_log_probability():
+    gen = torch.Generator().manual_seed(0)
+    calls = []
+
+    def log_prob(states, actions):
+        calls.append(len(states))
+        return torch.full((len(states),), -3.0)
+
+    est = vrb(gen, policy_log_prob=log_prob)
+    expert, policy = synthetic(32, gen, expert=True), synthetic(32, gen, expert=False)
+    est.generator = torch.Generator().manual_seed(7)
+    adversarial = est.loss(expert, policy)[1]["adversarial_loss"]
+    assert calls == [32, 32]
+    noise = torch.Generator().manual_seed(7)  # the same latent draws, expert batch first
+    with torch.no_grad():
+        f_e, _ = est.net(expert.states, expert.actions, expert.next_states, sample=True, generator=noise)
+        f_p, _ = est.net(policy.states, policy.actions, policy.next_states, sample=True, generator=noise)
+    softplus = torch.nn.functional.softplus
+    assert adversarial == pytest.approx((softplus(-(f_e + 3)).mean() + softplus(f_p + 3).mean()).item(), rel=1e-5)

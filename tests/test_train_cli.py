@@ -17,6 +17,19 @@ TINY = ["--epochs", "3", "--steps-per-epoch", "64", "--num-envs", "2", "--set", 
 ENV = {**os.environ, "TQDM_DISABLE": "1"}
 
 
+DIAGNOSTICS = {f"diagnostics/{name}" for name in (
+    "probe_auc", "reward_logpi_share", "greedy_acts_per_turn", "empty_greedy_rate", "entropy", "f_expert",
+    "f_policy", "kl", "ic", "phi")}
+
+
+def scalar_tags(run_dir: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return set(events.Tags()["scalars"])
+
+
 def run(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
                           env=ENV)
@@ -28,6 +41,7 @@ def test_tiny_vrb_run_writes_checkpoints_results_and_tensorboard(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert {"config.json", "last.pt", "best.pt", "mle.pt", "results.json"} <= {p.name for p in out.iterdir()}
     assert any(p.name.startswith("events.out.tfevents") for p in out.iterdir())
+    assert DIAGNOSTICS <= scalar_tags(out)
     assert load_checkpoint(out / "last.pt").epoch == 2
     assert json.loads((out / "results.json").read_text())["training_split"] in ("train", "val")
     evaluated = run("vrb.evaluate", "--checkpoint", str(out / "best.pt"), "--dialogues", "3",
@@ -35,7 +49,7 @@ def test_tiny_vrb_run_writes_checkpoints_results_and_tensorboard(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert "success" in evaluated.stdout and "user:" in evaluated.stdout
     assert json.loads((tmp_path / "eval.json").read_text())["summary"]["dialogues"] == 3
-    sampled = [run("vrb.evaluate", "--checkpoint", str(out / "last.pt"), "--dialogues", "3", "--sample",
+    sampled = [run("vrb.evaluate", "--checkpoint", str(out / "last.pt"), "--dialogues", "3", "--decoder", "sample",
                    "--transcripts", "0", "--out", str(tmp_path / f"sampled{i}.json")) for i in range(2)]
     assert all(done.returncode == 0 for done in sampled), sampled[0].stderr[-2000:]
     first, second = (json.loads((tmp_path / f"sampled{i}.json").read_text())["dialogues"] for i in range(2))

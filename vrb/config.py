@@ -14,6 +14,10 @@ CORE_ALGOS = ("vrb", "gdpl", "ppo", "mle")  # trained by vrb.train itself
 BASELINE_ALGOS = ("acer", "aldm", "gp_mbcm")  # each trained by baselines/NAME.py's train(cfg, out, resume)
 ALGOS = CORE_ALGOS + BASELINE_ALGOS
 SIMULATORS = ("agenda", "vhus")
+EXPERT_STATES = ("replayed", "corpus")
+DECODER_NAMES = ("greedy", "sample", "expected")
+ENV_REWARDS = ("user", "evaluator", "none")
+SELECT_METRICS = ("paper_success", "success", "paper_inform_f1", "paper_match")
 DEVICES = ("cpu", "cuda")
 
 
@@ -31,7 +35,12 @@ class TrainConfig:
         ""  # checkpoint whose policy weights start RL (GDPL's --load_path on an MLE model)
     )
 
-    # sampling
+    expert_states: str = "replayed"  # replayed through the env's DST, or the corpus annotation (ConvLab-2)
+
+    # sampling and decoding (vrb.policy.DECODERS)
+    decoder: str = "expected"  # rollouts, validation and vrb.evaluate (ConvLab-2's and GDPL's: greedy)
+    rollout_decoder: str = ""  # empty: the decoder; 'sample' with decoder 'greedy' is the original GDPL's choice
+    empty_fallback: bool = True  # a turn with no act chosen says the most probable act instead
     epochs: int = 200
     steps_per_epoch: int = 1024
     num_envs: int = 8
@@ -45,34 +54,45 @@ class TrainConfig:
     ent_coef: float = 0.0
     target_kl: float = 0.02  # > 0: stop a PPO update early once a round's mean approx. KL exceeds it (0: off)
     max_grad_norm: float = 10.0
+    bc_coef: float = 0.1  # + bc_coef * E_expert[-log pi(a|s)]: behaviour cloning kept alive during RL (0: off)
     policy_lr: float = 1e-4  # RMSprop
     value_lr: float = 5e-5  # Adam
     policy_hidden: tuple[int, ...] = (100, 100)
     value_hidden: tuple[int, ...] = (50, 50)
 
+    # rewards: PPO learns from env_reward; vrb/gdpl from r = env_reward + learned_reward_coef * learned reward
+    env_reward: str = "user"  # user (+80 / -40 / -1), evaluator (per-turn; farmable), none (vrb/gdpl: pure)
+    learned_reward_coef: float = 1.0  # weight of the (standardised) learned reward beside the env reward
+
     # reward estimator (vrb, gdpl)
     estimator_lr: float = 1e-3  # RMSprop
     estimator_batch_size: int = 32
     estimator_hidden: int = 50
-    estimator_weight_clip: float = 0.02  # GDPL clips every estimator weight to [-c, c] after each step
+    estimator_weight_clip: float = 0.02  # GDPL clips every estimator weight to [-c, c] after each step (0: off)
+    estimator_logit: str = "f"  # VRB's discriminator logit: f (Park et al.) or airl (f - log pi)
+    estimator_negatives: str = "rollout"  # rollout, matched (policy acts at expert states) or both
+    estimator_replay_epochs: int = 0  # earlier epochs of rollouts kept as extra negatives
+    estimator_updates: int = 1  # passes over the negatives per epoch
     estimator_pretrain_epochs: int = 0  # ConvLab-2 starts GDPL without estimator pretraining
     reward_normalize: bool = True  # standardise each epoch's learned rewards (see vrb.train.learned_rewards)
-    reward_logpi_coef: float = 1.0  # r = f - c log pi; 1 is AIRL's (and GDPL's) reward, < 1 damps its entropy bonus
+    reward_logpi_coef: float = 0.1  # r = f - c log pi; 1 is AIRL's (and GDPL's) reward, < 1 damps its entropy bonus
     z_dim: int = 32
     ic: float = 0.5
-    alpha_phi: float = 1e-5
+    alpha_phi: float = 1e-3  # dual-ascent step of phi (1e-5 never binds: KL stays far above I_c)
     phi0: float = 0.0
 
     # behaviour cloning (mle, and the warm start of the RL learners)
     mle_epochs: int = 40
     mle_lr: float = 1e-3  # RMSprop
     mle_weight_decay: float = 1e-5
-    mle_pos_weight: float = 5.0
+    mle_pos_weight: float = 1.0  # ConvLab-2's 5 inflates every act's probability: 8-11 acts a turn after RL
     mle_batch_size: int = 32
 
-    # evaluation
+    # evaluation and model selection
     eval_every: int = 5
-    eval_dialogues: int = 100
+    eval_dialogues: int = 200
+    select_metric: str = "paper_success"  # best.pt maximises this validation metric
+    patience: int = 0  # stop after this many validations without a new best (0: never)
 
     # -- ACER baseline (baselines/acer.py; Wang et al. 2017) --
     acer_num_actions: int = 200  # summary actions: the most frequent corpus act combinations
@@ -138,8 +158,22 @@ class TrainConfig:
     def learns_reward(self) -> bool:
         return self.algo in ("vrb", "gdpl")
 
+    @property
+    def rollout_decoding(self) -> str:
+        return self.rollout_decoder or self.decoder
 
-_CHOICES = {"algo": ALGOS, "simulator": SIMULATORS}
+
+_CHOICES = {
+    "algo": ALGOS,
+    "simulator": SIMULATORS,
+    "expert_states": EXPERT_STATES,
+    "decoder": DECODER_NAMES,
+    "rollout_decoder": ("", *DECODER_NAMES),
+    "env_reward": ENV_REWARDS,
+    "estimator_logit": ("f", "airl"),
+    "estimator_negatives": ("rollout", "matched", "both"),
+    "select_metric": SELECT_METRICS,
+}
 _POSITIVE_INT = (
     "epochs",
     "steps_per_epoch",
@@ -149,12 +183,13 @@ _POSITIVE_INT = (
     "torch_threads",
     "estimator_batch_size",
     "estimator_hidden",
+    "estimator_updates",
     "z_dim",
     "mle_epochs",
     "mle_batch_size",
     "eval_every",
 )
-_NON_NEGATIVE_INT = ("seed", "estimator_pretrain_epochs", "eval_dialogues")
+_NON_NEGATIVE_INT = ("seed", "estimator_pretrain_epochs", "eval_dialogues", "patience", "estimator_replay_epochs")
 _POSITIVE_FLOAT = (
     "policy_lr",
     "value_lr",
@@ -162,10 +197,20 @@ _POSITIVE_FLOAT = (
     "mle_lr",
     "max_grad_norm",
     "clip_coef",
-    "estimator_weight_clip",
     "mle_pos_weight",
 )
-_NON_NEGATIVE_FLOAT = ("ent_coef", "target_kl", "reward_logpi_coef", "ic", "alpha_phi", "phi0", "mle_weight_decay")
+_NON_NEGATIVE_FLOAT = (
+    "ent_coef",
+    "target_kl",
+    "estimator_weight_clip",
+    "reward_logpi_coef",
+    "learned_reward_coef",
+    "bc_coef",
+    "ic",
+    "alpha_phi",
+    "phi0",
+    "mle_weight_decay",
+)
 _UNIT_INTERVAL = ("gamma", "gae_lambda", "user_noise")
 _STRINGS = ("out_dir", "data_dir", "pretrained_policy")
 _HIDDEN = ("policy_hidden", "value_hidden")
@@ -178,7 +223,7 @@ _POSITIVE_INT += ("acer_num_actions", "acer_replay_size", "acer_replay_ratio")
 _POSITIVE_FLOAT += ("acer_truncation", "acer_trust_region_delta", "acer_policy_lr", "acer_q_lr")
 _NON_NEGATIVE_FLOAT += ("acer_ent_coef",)
 _UNIT_INTERVAL += ("acer_average_decay",)
-_BOOLS = ("acer_trust_region", "reward_normalize")
+_BOOLS = ("acer_trust_region", "reward_normalize", "empty_fallback")
 # GP-MBCM baseline fields
 _POSITIVE_INT += ("gp_num_actions", "gp_max_dictionary")
 _POSITIVE_FLOAT += ("gp_length_scale", "gp_signal_var", "gp_noise_var")
@@ -238,5 +283,7 @@ def _validate(cfg: TrainConfig) -> None:
             _fail(name, getattr(cfg, name), "true or false")
     if not _is_number(cfg.gp_prior_mean):
         _fail("gp_prior_mean", cfg.gp_prior_mean, "a number")
+    if cfg.algo not in ("vrb", "gdpl", "mle", "aldm") and cfg.env_reward == "none":
+        _fail("env_reward", cfg.env_reward, f"'user' or 'evaluator': {cfg.algo} learns from the env's reward")
     if cfg.algo == "acer" and cfg.acer_replay_size < cfg.steps_per_epoch:
         _fail("acer_replay_size", cfg.acer_replay_size, f"at least steps_per_epoch ({cfg.steps_per_epoch})")

@@ -31,7 +31,7 @@ from envs.multiwoz.nlg import TemplateNLG
 from envs.multiwoz.rule_policy import RulePolicy
 from vrb.checkpoint import CheckpointError, load_checkpoint
 from vrb.config import BASELINE_ALGOS
-from vrb.policy import MultiLabelPolicy
+from vrb.policy import DECODERS, MultiLabelPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -54,25 +54,25 @@ class Agent(Protocol):
 
 
 class NeuralAgent:
-    """The multi-label policy acting greedily (every act with p > 0.5, as GDPL evaluates), or sampling its acts
-    as during training (``sample_seed``: the generator's seed; each dialogue reseeds it with seed + dialogue seed,
-    so a dialogue's result does not depend on which dialogues came before)."""
+    """A policy acting through a decoder (``vrb.policy.DECODERS``; greedy with the empty-action fallback by
+    default). A sampling decoder draws from a generator reseeded for each dialogue with ``sample_seed`` + the
+    dialogue seed, so a dialogue's result does not depend on which dialogues came before."""
 
-    def __init__(self, policy: MultiLabelPolicy, sample_seed: int | None = None):
+    def __init__(
+        self, policy: MultiLabelPolicy, decoder: str = "greedy", fallback: bool = True, sample_seed: int = 0
+    ):
         self.policy = policy.eval()
-        self.sample_seed = sample_seed
-        self.generator = torch.Generator() if sample_seed is not None else None
+        self.decoder, self.fallback, self.sample_seed = decoder, fallback, sample_seed
+        self.generator = torch.Generator()
 
     def reset(self) -> None:
         pass
 
     def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray:
         state = torch.as_tensor(observation, dtype=torch.float32).unsqueeze(0)
-        if self.generator is None:
-            return self.policy.greedy(state)[0].to(torch.int8).numpy()
         if env.rounds == 1:  # the dialogue's first system turn
             self.generator.manual_seed(self.sample_seed + int(env.dialogue_seed))
-        action, _ = self.policy.act(state, self.generator)
+        action, _ = self.policy.act(state, self.generator, self.decoder, self.fallback)
         return action[0].to(torch.int8).numpy()
 
 
@@ -107,6 +107,7 @@ def run_dialogues(
     """One dialogue per seed; the evaluator's metrics of each and their summary."""
     metrics: list[DialogueMetrics] = []
     transcripts: list[list[tuple[str, list]]] = []
+    acts_said: list[int] = []  # per system turn: how many acts it said (behaviour, beside the metrics)
     for seed in tqdm(seeds, desc="evaluate", disable=not progress, leave=False):
         observation, _ = env.reset(seed=int(seed))
         agent.reset()
@@ -115,12 +116,17 @@ def run_dialogues(
             action = agent.act(env, observation)
             step = env.step_acts if isinstance(action, list) else env.step
             observation, _, terminated, truncated, info = step(action)
+            acts_said.append(len(env.sys_acts))
             done = terminated or truncated
         metrics.append(info["metrics"])
         if len(transcripts) < keep_transcripts:
             transcripts.append(list(env.transcript))
     per_dialogue = [{"seed": int(seed), **dataclasses.asdict(m)} for seed, m in zip(seeds, metrics, strict=True)]
-    return EvalResult(summarize(metrics), per_dialogue, transcripts)
+    behaviour = {
+        "acts_per_turn": float(np.mean(acts_said)) if acts_said else 0.0,
+        "empty_turn_rate": float(np.mean([n == 0 for n in acts_said])) if acts_said else 0.0,
+    }
+    return EvalResult(summarize(metrics) | behaviour, per_dialogue, transcripts)
 
 
 def confidence_interval(values: Sequence[float]) -> float:
@@ -159,17 +165,20 @@ def load_policy(path: str | Path) -> tuple[MultiLabelPolicy, dict]:
     return policy, checkpoint.config
 
 
-def load_agent(path: str | Path, sample_seed: int | None = None) -> tuple[Agent, dict]:
-    """The agent a checkpoint holds: a multi-label policy (sampling when ``sample_seed`` is given), or the agent
-    of the baseline the checkpoint names in ``state["agent_kind"]`` (``baselines/KIND.py`` rebuilds it; vrb
-    finds baselines by name only)."""
+def load_agent(
+    path: str | Path, decoder: str | None = None, sample_seed: int = 0
+) -> tuple[Agent, dict]:
+    """The agent a checkpoint holds, decoding as its run did unless ``decoder`` says otherwise: a multi-label
+    policy, or the agent of the baseline the checkpoint names in ``state["agent_kind"]`` (``baselines/KIND.py``
+    rebuilds it; vrb finds baselines by name only)."""
     checkpoint = load_checkpoint(path)
     kind = checkpoint.state.get("agent_kind")
     if kind is None:
         policy, config = load_policy(path)
-        return NeuralAgent(policy, sample_seed), config
-    if sample_seed is not None:
-        raise CheckpointError(f"--sample: checkpoint {path} holds a {kind} agent, which acts greedily only")
+        cfg = checkpoint.train_config()
+        return NeuralAgent(policy, decoder or cfg.decoder, cfg.empty_fallback, sample_seed), config
+    if decoder is not None:
+        raise CheckpointError(f"--decoder: checkpoint {path} holds a {kind} agent, which acts by its own rule")
     if kind not in BASELINE_ALGOS:
         raise CheckpointError(f"checkpoint {path} names agent kind {kind!r}; expected one of "
                               f"{BASELINE_ALGOS}")
@@ -185,19 +194,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dialogues", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="first dialogue seed (dialogues use seed, seed+1, ...)")
     parser.add_argument("--transcripts", type=int, default=3, help="readable transcripts to print")
-    parser.add_argument("--sample", action="store_true",
-                        help="sample the policy's acts (as in training) instead of the greedy p > 0.5 rule")
+    parser.add_argument("--decoder", choices=sorted(DECODERS),
+                        help="how the policy's act probabilities become acts (default: the checkpoint's own)")
     parser.add_argument("--out", help="JSON file for the summary and per-dialogue metrics")
     parser.add_argument("--data-dir")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (one dialogue at a time gains nothing from more; default 1)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.dialogues <= 0:
         parser.error(f"--dialogues {args.dialogues}: expected a positive number")
     try:
         env = DialogueEnv(simulator=args.simulator, data_dir=args.data_dir)
         if args.checkpoint:
-            agent, config = load_agent(args.checkpoint, args.seed if args.sample else None)
-            source = {"checkpoint": str(args.checkpoint), "config": config, "sampled": args.sample}
+            agent, config = load_agent(args.checkpoint, args.decoder, args.seed)
+            source = {"checkpoint": str(args.checkpoint), "config": config, "decoder": args.decoder}
         else:
             agent, source = RuleAgent(env), {"policy": args.policy}
     except (CheckpointError, OSError, ValueError) as exc:

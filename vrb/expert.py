@@ -1,18 +1,32 @@
-"""Expert (s, a, s') of the system side, from MultiWOZ corpus dialogues, as ConvLab-2's MLE/GDPL loaders built them.
+"""Expert (s, a, s') of the system side, from MultiWOZ corpus dialogues.
 
-Each system turn of a dialogue (odd position in ``log``) gives one transition. Its state is vectorised from that
-turn's ``metadata`` (the annotated belief state), the acts of the user turn just before it, the acts of the
-previous system turn (none on the first) and ``terminated`` = no user turn follows a later system turn
-(position + 2 >= len(log)); its action is the turn's own acts. s' is the next system turn's state in the same
-dialogue, and s itself on a terminal turn (GDPL's estimator loader), so chaining never crosses dialogues.
+Each system turn of a dialogue (odd position in ``log``) gives one transition; its action is the turn's own
+acts. Its state comes from one of two sources (``EXPERT_STATES``):
 
-Kept from ConvLab-2 because the vectors depend on them: a corpus belief slot holding ``"not mentioned"`` counts
-as filled (it is a non-empty string), and acts outside the vocabularies are dropped by the vectoriser.
-Turns whose annotations are malformed (no belief state, unreadable acts) are skipped and counted instead of
-crashing; a transition that would lean on a skipped turn's acts is skipped too, and the last kept transition
-of a dialogue whose later turns were skipped takes s' = s.
+- ``replayed`` (the default): the dialogue's annotated user and system acts are replayed through the
+  environment's own rule DST and vectoriser, exactly as ``DialogueEnv`` tracks a simulated dialogue: the
+  tracker reads the user turn just before (with the previous system turn as the acts it answered), and the
+  state shows those user acts, the previous system acts (none on the first turn), the tracked belief and
+  database buckets, and ``terminated`` = 0, since the env never asks the policy to act in a terminal state.
+  The expert and the policy then live in one state space: a policy cloned from these states is scored on the
+  states it will see.
+- ``corpus``: the corpus *annotation* belief state of the turn (``metadata``), as ConvLab-2's MLE and GDPL
+  loaders built it, kept to reproduce their behaviour. Its quirks are kept too: a belief slot holding
+  ``"not mentioned"`` counts as filled, booked flags come from the annotation, and ``terminated`` = 1 on the
+  last system turn (no user turn follows a later system turn). A probe tells these states from simulated
+  ones by the state alone (AUC 0.997).
 
-Built arrays are cached as ``.npz`` keyed by the data files they derive from and ``EXPERT_VERSION``.
+s' is the next system turn's state in the same dialogue, so chaining never crosses dialogues. On the last turn
+it is, for ``replayed``, the state the env shows when the user ends the dialogue after the system's last acts
+(no user acts, ``terminated`` = 1), and for ``corpus`` s itself (GDPL's estimator loader).
+
+Acts outside the vocabularies are dropped by the vectoriser. Turns whose annotations are malformed (no belief
+state, unreadable acts) are skipped and counted instead of crashing; a transition that would lean on a skipped
+turn is skipped too (a replay stops at the first such turn: the tracker cannot follow past it), and the last
+kept transition of a dialogue whose later turns were skipped takes its terminal s'.
+
+Built arrays are cached as ``.npz`` keyed by the state source, the data files they derive from and
+``EXPERT_VERSION``.
 """
 
 from __future__ import annotations
@@ -33,13 +47,15 @@ import torch
 
 from envs.multiwoz.data import MultiWozData, read_checksums, sha256_of, user_cache_dir
 from envs.multiwoz.db import Database
+from envs.multiwoz.dst import RuleDST
 from envs.multiwoz.vector import ACTION_DIM, BELIEF_SLOTS, DB_DOMAINS, STATE_DIM, Act, Vectoriser
 from vrb.ppo import Transitions
 
 logger = logging.getLogger(__name__)
 
 # Bump whenever the arrays built from the same data would differ (vectoriser layout, turn rules, skipping).
-EXPERT_VERSION = "1"
+EXPERT_VERSION = "2"
+EXPERT_STATES = ("replayed", "corpus")  # where the expert states come from (module docstring)
 CACHE_ENV_VAR = "VRB_CACHE_DIR"
 SPLITS = ("train", "val", "test")
 # The data files the vectors depend on, besides the split's own dialogues.
@@ -116,8 +132,17 @@ def is_belief_state(metadata: Any) -> bool:
     return True
 
 
-def build_expert(corpus: Mapping[str, Mapping[str, Any]], vectoriser: Vectoriser, split: str) -> ExpertData:
-    """Vectorise every system turn of ``corpus`` ({dialogue id: dialogue}) into expert transitions."""
+def build_expert(
+    corpus: Mapping[str, Mapping[str, Any]],
+    vectoriser: Vectoriser,
+    split: str,
+    tracker: RuleDST | None = None,
+) -> ExpertData:
+    """Vectorise every system turn of ``corpus`` ({dialogue id: dialogue}) into expert transitions.
+
+    With ``tracker`` the states are replayed through it (``replayed``); without, read from the annotation
+    (``corpus``). See the module docstring for both.
+    """
     states: list[np.ndarray] = []
     actions: list[np.ndarray] = []
     next_states: list[np.ndarray] = []
@@ -130,27 +155,38 @@ def build_expert(corpus: Mapping[str, Mapping[str, Any]], vectoriser: Vectoriser
             skipped += 1
             continue
         first = len(states)
+        terminal_next = None
         user_acts: list[Act] | None = []
         previous_system_acts: list[Act] | None = []
+        if tracker is not None:
+            tracker.reset()
         for i, turn in enumerate(log):
             acts = turn_acts(turn) if isinstance(turn, Mapping) else None
             if i % 2 == 0:
                 user_acts = acts
                 continue
-            metadata = turn.get("metadata") if isinstance(turn, Mapping) else None
-            if acts is None or user_acts is None or previous_system_acts is None or not is_belief_state(metadata):
-                skipped += 1
+            if tracker is not None:
+                state = _replayed_state(tracker, vectoriser, user_acts, previous_system_acts, acts)
+                if state is None:
+                    skipped += (len(log) - i + 1) // 2  # this system turn and every later one
+                    break
+                terminal_next = vectoriser.state_vector(tracker.state.belief_state, [], acts, terminated=True)
             else:
-                terminated = i + 2 >= len(log)
-                states.append(vectoriser.state_vector(metadata, user_acts, previous_system_acts, terminated))
-                actions.append(vectoriser.acts_to_action(acts))
-                dialogue_index.append(d)
-                turn_index.append(i)
+                state = _annotated_state(turn, vectoriser, user_acts, previous_system_acts, acts, i + 2 >= len(log))
+                if state is None:
+                    skipped += 1
+                    previous_system_acts = acts
+                    continue
+                terminal_next = state
+            states.append(state)
+            actions.append(vectoriser.acts_to_action(acts))
+            dialogue_index.append(d)
+            turn_index.append(i)
             previous_system_acts = acts
-        # s' chains to the next kept turn of this dialogue; the last one (terminal) keeps s' = s.
-        next_states.extend(states[first + 1:])
+        # s' chains to the next kept turn of this dialogue; the last one takes its terminal s'.
+        next_states.extend(states[first + 1 :])
         if len(states) > first:
-            next_states.append(states[-1])
+            next_states.append(terminal_next)
     if skipped:
         logger.warning("expert data (%s): skipped %d malformed system turns or dialogues", split, skipped)
 
@@ -169,6 +205,38 @@ def build_expert(corpus: Mapping[str, Mapping[str, Any]], vectoriser: Vectoriser
     )
 
 
+def _replayed_state(
+    tracker: RuleDST,
+    vectoriser: Vectoriser,
+    user_acts: list[Act] | None,
+    previous_system_acts: list[Act] | None,
+    system_acts: list[Act] | None,
+) -> np.ndarray | None:
+    """The env's state before ``system_acts``: the tracker reads the user turn, then the vectoriser."""
+    if user_acts is None or previous_system_acts is None or system_acts is None:
+        return None
+    try:
+        state = tracker.update(user_acts, previous_system_acts)
+    except ValueError:  # a user act naming a domain the tracker does not know
+        return None
+    return vectoriser.state_vector(state.belief_state, user_acts, previous_system_acts, terminated=False)
+
+
+def _annotated_state(
+    turn: Mapping[str, Any],
+    vectoriser: Vectoriser,
+    user_acts: list[Act] | None,
+    previous_system_acts: list[Act] | None,
+    system_acts: list[Act] | None,
+    terminated: bool,
+) -> np.ndarray | None:
+    """ConvLab-2's state of a system turn: the annotated belief state (``metadata``) of the turn itself."""
+    metadata = turn.get("metadata")
+    if system_acts is None or user_acts is None or previous_system_acts is None or not is_belief_state(metadata):
+        return None
+    return vectoriser.state_vector(metadata, user_acts, previous_system_acts, terminated)
+
+
 # ---- cache ---------------------------------------------------------------------------------------------
 
 
@@ -178,19 +246,22 @@ def default_cache_dir() -> Path:
     return (Path(explicit) if explicit else user_cache_dir()) / "expert"
 
 
-def cache_key(data: MultiWozData, split: str) -> str:
-    """Digest of ``EXPERT_VERSION``, the split and the checksums of every data file the arrays derive from."""
+def cache_key(data: MultiWozData, split: str, states: str = "replayed") -> str:
+    """Digest of ``EXPERT_VERSION``, the split, the state source and the checksums of every data file the
+    arrays derive from."""
     checksums = read_checksums(data.root)
     names = [f"{split}.json.zip", *VECTOR_DATA_FILES]
     names += sorted(name for name in checksums if name.startswith(DB_FILE_PREFIX))
     # A split added to the folder by hand may be missing from SHA256SUMS: hash it here rather than go stale.
     files = {name: checksums.get(name) or sha256_of(data.path(name)) for name in names}
-    payload = json.dumps({"version": EXPERT_VERSION, "split": split, "files": files}, sort_keys=True)
+    payload = json.dumps(
+        {"version": EXPERT_VERSION, "split": split, "states": states, "files": files}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def cache_path(cache_dir: Path, split: str, key: str) -> Path:
-    return cache_dir / f"expert-{split}-{key[:20]}.npz"
+def cache_path(cache_dir: Path, split: str, key: str, states: str = "replayed") -> Path:
+    return cache_dir / f"expert-{split}-{states}-{key[:20]}.npz"
 
 
 def save_expert(expert: ExpertData, path: Path, key: str) -> None:
@@ -244,23 +315,28 @@ def load_expert(
     data: MultiWozData,
     split: str,
     *,
+    states: str = "replayed",
     cache_dir: str | os.PathLike | None = None,
     vectoriser: Vectoriser | None = None,
 ) -> ExpertData:
     """Expert transitions of ``split`` ('train', 'val' or 'test'), from the cache or built and cached.
 
     Train on ``data.training_split()`` ('train' when the folder has it, else 'val'); keep 'test' held out.
+    ``states`` is the state source, one of ``EXPERT_STATES``.
     """
     if split not in SPLITS:
         raise ValueError(f"split {split!r}: expected one of {SPLITS}")
-    key = cache_key(data, split)
-    path = cache_path(Path(cache_dir) if cache_dir is not None else default_cache_dir(), split, key)
+    if states not in EXPERT_STATES:
+        raise ValueError(f"expert states {states!r}: expected one of {EXPERT_STATES}")
+    key = cache_key(data, split, states)
+    path = cache_path(Path(cache_dir) if cache_dir is not None else default_cache_dir(), split, key, states)
     expert = read_cached(path, key)
     if expert is not None:
         source = f"loaded from {path}"
     else:
         vectoriser = vectoriser or Vectoriser(data, Database.from_data(data))
-        expert = build_expert(data.corpus(split), vectoriser, split)
+        tracker = RuleDST.from_data(data) if states == "replayed" else None
+        expert = build_expert(data.corpus(split), vectoriser, split, tracker)
         try:
             save_expert(expert, path, key)
             source = f"built and cached at {path}"
@@ -268,9 +344,9 @@ def load_expert(
             source = f"built (not cached: {exc})"
     stats = expert.summary()
     logger.info(
-        "expert data: split %s %s: %d transitions from %d dialogues (%d turns skipped), "
+        "expert data: split %s (%s states) %s: %d transitions from %d dialogues (%d turns skipped), "
         "%.2f acts per action, %.1f%% empty actions",
-        split, source, stats["transitions"], stats["dialogues"], stats["skipped_turns"],
+        split, states, source, stats["transitions"], stats["dialogues"], stats["skipped_turns"],
         stats["mean_acts_per_action"], 100 * stats["empty_action_fraction"],
     )
     return expert

@@ -1,7 +1,16 @@
-"""Networks: the multi-label Bernoulli dialogue policy and the state-value function.
+"""Networks: the multi-label Bernoulli dialogue policy and the state-value function, and the decoders.
 
 A system turn is a set of dialogue acts, so the policy emits one independent Bernoulli per act (ConvLab-2's
 MultiDiscretePolicy): log pi(a|s) of a multi-hot action is the sum of the per-act log-probabilities.
+
+A *decoder* turns the 209 probabilities into the acts said; one decoder serves rollouts, validation and
+``vrb.evaluate`` so that the policy is trained on the behaviour it is scored on (``DECODERS``):
+- ``greedy``: every act with p > 0.5 (GDPL's evaluation; ConvLab-2's PPO also collects rollouts this way);
+- ``sample``: one Bernoulli draw per act (the original GDPL's rollouts);
+- ``expected``: the k most probable acts, k = round(sum of p) (at least one): as many acts as the policy
+  expects to say, but never the tail of acts that each sit just above 0.5.
+With the empty-action fallback, a turn in which no act is chosen says the single most probable act instead
+(late in training 16-27% of greedy turns were empty otherwise; ConvLab-3 resamples instead).
 """
 
 from __future__ import annotations
@@ -36,6 +45,36 @@ def bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
     return (F.softplus(logits) - torch.sigmoid(logits) * logits).sum(-1)
 
 
+def _greedy(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return (logits > 0).float()
+
+
+def _sample(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.bernoulli(torch.sigmoid(logits), generator=generator)
+
+
+def _expected(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    count = torch.sigmoid(logits).sum(-1).round().clamp(min=1).long()
+    ranks = logits.argsort(-1, descending=True).argsort(-1)
+    return (ranks < count.unsqueeze(-1)).float()
+
+
+DECODERS = {"greedy": _greedy, "sample": _sample, "expected": _expected}
+
+
+def decode(
+    logits: torch.Tensor, decoder: str, generator: torch.Generator | None = None, fallback: bool = False
+) -> torch.Tensor:
+    """Multi-hot actions (float 0/1) from per-act logits by ``decoder``; with ``fallback`` an empty action
+    becomes the single most probable act."""
+    actions = DECODERS[decoder](logits, generator)
+    if fallback:
+        empty = actions.sum(-1) == 0
+        if empty.any():
+            actions[empty, logits[empty].argmax(-1)] = 1.0
+    return actions
+
+
 class MultiLabelPolicy(nn.Module):
     def __init__(
         self,
@@ -52,11 +91,15 @@ class MultiLabelPolicy(nn.Module):
 
     @torch.no_grad()
     def act(
-        self, states: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        states: torch.Tensor,
+        generator: torch.Generator | None = None,
+        decoder: str = "sample",
+        fallback: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sampled multi-hot actions (float 0/1) and their log-probabilities, for collecting rollouts."""
+        """Decoded multi-hot actions (float 0/1) and their log-probabilities, for collecting rollouts."""
         logits = self(states)
-        actions = torch.bernoulli(torch.sigmoid(logits), generator=generator)
+        actions = decode(logits, decoder, generator, fallback)
         return actions, bernoulli_log_prob(logits, actions)
 
     @torch.no_grad()

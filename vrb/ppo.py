@@ -191,6 +191,8 @@ class PPO:
         ent_coef: float,
         max_grad_norm: float,
         target_kl: float = 0.0,
+        bc_coef: float = 0.0,
+        expert: Any = None,
         generator: torch.Generator | None = None,
     ):
         self.policy, self.value = policy, value
@@ -200,6 +202,7 @@ class PPO:
         self.update_epochs, self.minibatch_size = update_epochs, minibatch_size
         self.ent_coef, self.max_grad_norm, self.target_kl = ent_coef, max_grad_norm, target_kl
         self.generator = generator
+        self.bc_coef, self.expert = bc_coef, expert
 
     @classmethod
     def from_config(
@@ -208,6 +211,7 @@ class PPO:
         value: nn.Module,
         config: TrainConfig,
         generator: torch.Generator | None = None,
+        expert: Any = None,
     ) -> PPO:
         return cls(
             policy,
@@ -222,6 +226,8 @@ class PPO:
             ent_coef=config.ent_coef,
             max_grad_norm=config.max_grad_norm,
             target_kl=config.target_kl,
+            bc_coef=config.bc_coef,
+            expert=expert,
             generator=generator,
         )
 
@@ -234,7 +240,7 @@ class PPO:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
         totals: dict[str, float] = dict.fromkeys(
-            ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), 0.0
+            ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "bc_loss"), 0.0
         )
         steps = rounds = 0
         for rounds in range(1, self.update_epochs + 1):  # noqa: B007 - the count of rounds run is logged
@@ -268,9 +274,13 @@ class PPO:
         ratio = log_ratio.exp()
         policy_loss = clipped_surrogate_loss(ratio, advantages, self.clip_coef)
         entropy_mean = entropy.mean()
-        clipped_step(
-            self.policy_optimizer, self.policy, policy_loss - self.ent_coef * entropy_mean, self.max_grad_norm
-        )
+        loss = policy_loss - self.ent_coef * entropy_mean
+        bc_loss = torch.zeros(())
+        if self.bc_coef:
+            demo = self.expert.sample(len(states))
+            bc_loss = -self.policy.log_prob(demo.states, demo.actions).mean()
+            loss = loss + self.bc_coef * bc_loss
+        clipped_step(self.policy_optimizer, self.policy, loss, self.max_grad_norm)
 
         value_loss = (self.value(states) - returns).pow(2).mean()
         clipped_step(self.value_optimizer, self.value, value_loss, self.max_grad_norm)
@@ -286,6 +296,7 @@ class PPO:
             "entropy": entropy_mean.item(),
             "approx_kl": approx_kl.item(),
             "clip_fraction": clip_fraction.item(),
+            "bc_loss": bc_loss.item(),
         }
 
     def state_dict(self) -> dict[str, Any]:

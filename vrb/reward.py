@@ -33,8 +33,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from vrb.config import TrainConfig
+from vrb.diagnostics import reward_parts
 from vrb.policy import mlp
 from vrb.ppo import Transitions, shuffled_indices
+
+LogProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (states, actions) -> log pi(a|s) [batch]
 
 
 class ExpertSampler:
@@ -174,6 +177,8 @@ class AIRLEstimator(RewardEstimator):
 
     @torch.no_grad()
     def after_step(self, stats: dict[str, float]) -> None:
+        if not self.weight_clip:  # 0 reproduces ConvLab-2 and the original GDPL, whose clip loop never runs
+            return
         for p in self.net.parameters():
             p.clamp_(-self.weight_clip, self.weight_clip)
 
@@ -239,7 +244,11 @@ def _reparameterise(
 
 
 class VRBEstimator(RewardEstimator):
-    """Logistic adversarial loss + phi (E[KL] - I_c); each step phi <- max(0, phi + alpha_phi (KL - I_c))."""
+    """Logistic adversarial loss + phi (E[KL] - I_c); each step phi <- max(0, phi + alpha_phi (KL - I_c)).
+
+    The discriminator's logit is f itself (Park et al.), or with ``policy_log_prob`` AIRL's f - log pi(a|s)
+    under the current policy, so that f need not also learn what the policy already says.
+    """
 
     def __init__(
         self,
@@ -254,6 +263,7 @@ class VRBEstimator(RewardEstimator):
         ic: float,
         alpha_phi: float,
         phi0: float,
+        policy_log_prob: LogProbFn | None = None,
         generator: torch.Generator | None = None,
     ):
         super().__init__(
@@ -263,6 +273,7 @@ class VRBEstimator(RewardEstimator):
             generator=generator,
         )
         self.ic, self.alpha_phi, self.phi = ic, alpha_phi, phi0
+        self.policy_log_prob = policy_log_prob
 
     def score(self, states: torch.Tensor, actions: torch.Tensor, next_states: torch.Tensor) -> torch.Tensor:
         return self.net(states, actions, next_states, sample=False)[0]
@@ -274,8 +285,13 @@ class VRBEstimator(RewardEstimator):
         f_policy, kl_policy = self.net(
             policy.states, policy.actions, policy.next_states, sample=True, generator=self.generator
         )
-        # expert labelled 1, policy 0: -log sigmoid(f_expert) - log(1 - sigmoid(f_policy))
-        adversarial = F.softplus(-f_expert).mean() + F.softplus(f_policy).mean()
+        logit_expert, logit_policy = f_expert, f_policy
+        if self.policy_log_prob is not None:  # AIRL's discriminator: D = exp f / (exp f + pi), logit f - log pi
+            with torch.no_grad():
+                logit_expert = f_expert - self.policy_log_prob(expert.states, expert.actions)
+                logit_policy = f_policy - self.policy_log_prob(policy.states, policy.actions)
+        # expert labelled 1, policy 0: -log sigmoid(logit_expert) - log(1 - sigmoid(logit_policy))
+        adversarial = F.softplus(-logit_expert).mean() + F.softplus(logit_policy).mean()
         kl = torch.cat([kl_expert, kl_policy]).mean()
         loss = adversarial + self.phi * (kl - self.ic)
         return loss, {
@@ -304,9 +320,13 @@ class VRBEstimator(RewardEstimator):
 
 
 def make_estimator(
-    config: TrainConfig, state_dim: int, action_dim: int, generator: torch.Generator | None = None
+    config: TrainConfig,
+    state_dim: int,
+    action_dim: int,
+    generator: torch.Generator | None = None,
+    policy_log_prob: LogProbFn | None = None,
 ) -> RewardEstimator:
-    """The estimator ``config.algo`` asks for (vrb or gdpl)."""
+    """The estimator ``config.algo`` asks for (vrb or gdpl); ``policy_log_prob`` serves VRB's AIRL logit."""
     common = {
         "hidden": config.estimator_hidden,
         "gamma": config.gamma,
@@ -324,6 +344,7 @@ def make_estimator(
             ic=config.ic,
             alpha_phi=config.alpha_phi,
             phi0=config.phi0,
+            policy_log_prob=policy_log_prob if config.estimator_logit == "airl" else None,
             **common,
         )
     raise ValueError(f"algo {config.algo!r} learns no reward; expected 'vrb' or 'gdpl'")
@@ -344,3 +365,78 @@ def pretrain_estimator(
         policy = sample_policy()
         history.append(estimator.update(expert.sample(len(policy)), policy))
     return history
+
+
+class LearnedReward:
+    """One epoch's learned-reward step of VRB and GDPL: update the estimator on expert vs negative transitions,
+    then relabel the rollouts with r = env reward + coef * standardise(f - c log pi).
+
+    Negatives (``estimator_negatives``): ``rollout``, the epoch's policy transitions (the papers'); ``matched``,
+    the policy's own decoded acts at expert states with the expert's s' (the states of both classes are then
+    the same, so only the actions can tell them apart); ``both``. ``estimator_replay_epochs`` earlier epochs of
+    rollouts join the rollout negatives, so the estimator does not forget what the policy did before.
+    With ``env_reward`` none the learned reward is the policy's only reward (the papers' setting).
+    """
+
+    panel = "estimator"
+
+    def __init__(
+        self,
+        estimator: RewardEstimator,
+        expert: ExpertSampler,
+        config: TrainConfig,
+        act: Callable[[torch.Tensor], torch.Tensor],
+    ):
+        self.estimator, self.expert, self.act = estimator, expert, act
+        self.negatives_kind = config.estimator_negatives
+        self.replay_epochs, self.updates = config.estimator_replay_epochs, config.estimator_updates
+        self.logpi_coef, self.normalize = config.reward_logpi_coef, config.reward_normalize
+        self.coef = config.learned_reward_coef
+        self.with_env_reward = config.env_reward != "none"
+        self.replay: list[Transitions] = []
+
+    def negatives(self, rollout: Transitions) -> Transitions:
+        parts = []
+        if self.negatives_kind in ("rollout", "both"):
+            parts += [rollout, *self.replay]
+        if self.negatives_kind in ("matched", "both"):
+            at_expert = self.expert.sample(len(rollout))
+            parts.append(Transitions(at_expert.states, self.act(at_expert.states), at_expert.next_states))
+        return Transitions(*(torch.cat(tensors) for tensors in zip(*(_fields(p) for p in parts), strict=True)))
+
+    def relabel(self, buffer: Any) -> dict[str, float]:
+        rollout = buffer.transitions()
+        negatives = self.negatives(rollout)
+        stats: dict[str, float] = {}
+        for _ in range(self.updates):
+            stats = self.estimator.update(self.expert.sample(len(negatives)), negatives)
+        if self.replay_epochs:
+            self.replay = [*self.replay, _compact(rollout)][-self.replay_epochs :]
+        f = self.estimator.score(rollout.states, rollout.actions, rollout.next_states)
+        log_probs = buffer.flat_log_probs()
+        learned = f - self.logpi_coef * log_probs
+        stats |= {"reward_mean": learned.mean().item(), "reward_std": learned.std().item()}
+        stats |= reward_parts(f, log_probs, self.logpi_coef)
+        if self.normalize:
+            learned = (learned - learned.mean()) / (learned.std() + 1e-8)
+        env = buffer.rewards.reshape(-1) if self.with_env_reward else torch.zeros_like(learned)
+        buffer.set_rewards(env + self.coef * learned)
+        return stats
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "estimator": self.estimator.state_dict(),
+            "replay": [[t.to(torch.uint8) for t in _fields(batch)] for batch in self.replay],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.estimator.load_state_dict(state["estimator"])
+        self.replay = [Transitions(*(t.float() for t in batch)) for batch in state["replay"]]
+
+
+def _fields(batch: Transitions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return batch.states, batch.actions, batch.next_states
+
+
+def _compact(batch: Transitions) -> Transitions:
+    return Transitions(*(t.clone() for t in _fields(batch)))

@@ -6,6 +6,7 @@ the policy and those numbers: a resumed run samples exactly what the uninterrupt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -15,9 +16,10 @@ from gymnasium.vector import AutoresetMode
 
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz.evaluator import DialogueMetrics
-from vrb.policy import MultiLabelPolicy
 from vrb.ppo import RolloutBuffer
 
+# states, generator -> (0/1 actions [n, 209], their log-probabilities [n]): a policy's decoded act
+ActFn = Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 SEED_STRIDE = 1_000_003  # dialogue-seed blocks of different (run, epoch) pairs never overlap in practice
 
 
@@ -67,12 +69,13 @@ class EpisodeLog:
 
 def collect(
     vec_env: gym.vector.VectorEnv,
-    policy: MultiLabelPolicy,
+    act: ActFn,
     buffer: RolloutBuffer,
     seeds: list[int],
     generator: torch.Generator,
 ) -> EpisodeLog:
-    """Fill ``buffer`` with fresh dialogues started from ``seeds``; s' of a finished step is its final state."""
+    """Fill ``buffer`` with fresh dialogues started from ``seeds``, acting by ``act`` (a policy's ``act`` with
+    its decoder bound); s' of a finished step is its final state."""
     buffer.reset()
     log = EpisodeLog()
     observations, _ = vec_env.reset(seed=seeds)
@@ -80,7 +83,7 @@ def collect(
     device = buffer.states.device
     while not buffer.full:
         states = torch.as_tensor(observations, dtype=torch.float32, device=device)
-        actions, log_probs = policy.act(states, generator)
+        actions, log_probs = act(states, generator)
         next_observations, rewards, terminated, truncated, infos = vec_env.step(
             actions.to(torch.int8).cpu().numpy()
         )

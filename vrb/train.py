@@ -15,6 +15,7 @@ Outputs in ``--out`` (default ``runs/ALGO-SIMULATOR-sSEED``): TensorBoard events
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import itertools
 import json
@@ -40,7 +41,8 @@ from vrb.logger import RunLogger
 from vrb.mle import act_scores, behaviour_cloning_from_config
 from vrb.policy import MultiLabelPolicy, ValueNet
 from vrb.ppo import PPO, RolloutBuffer
-from vrb.reward import ExpertSampler, RewardEstimator, make_estimator, pretrain_estimator
+from vrb.diagnostics import decoding_stats, probe_auc
+from vrb.reward import ExpertSampler, LearnedReward, make_estimator, pretrain_estimator
 from vrb.sampling import collect, epoch_seeds, make_vector_env
 
 logger = logging.getLogger("vrb.train")
@@ -107,32 +109,6 @@ def validate(agent: Agent, env: DialogueEnv, dialogues: int) -> dict[str, Any]:
     return run_dialogues(agent, env, seeds).summary
 
 
-def learned_rewards(
-    estimator: RewardEstimator,
-    expert: ExpertSampler,
-    buffer: RolloutBuffer,
-    logpi_coef: float,
-    normalize: bool,
-) -> dict[str, float]:
-    """Update the estimator on this epoch's transitions, then relabel them with r = f − c·log π.
-
-    With ``normalize`` the epoch's rewards are standardised. A learned reward of one sign for every step biases
-    the dialogue length: positive (−log π dominates) pays for dragging dialogues on, negative (f alone) for
-    ending them at once, e.g. by a NoOffer that makes the simulated user leave. Zero-mean rewards pay only for
-    steps better than the epoch's average.
-    """
-    batch = buffer.transitions()
-    stats = estimator.update(expert.sample(len(batch)), batch)
-    rewards = estimator.reward(
-        batch.states, batch.actions, batch.next_states, buffer.flat_log_probs(), logpi_coef
-    )
-    stats |= {"reward_mean": rewards.mean().item(), "reward_std": rewards.std().item()}
-    if normalize:
-        rewards = (rewards - rewards.mean()) / (rewards.std() + 1e-8)
-    buffer.set_rewards(rewards)
-    return stats
-
-
 def resume_checkpoint(cfg: TrainConfig, out: Path) -> Checkpoint:
     """``out/last.pt``, refused when it belongs to another algorithm, simulator or seed."""
     path = out / "last.pt"
@@ -149,9 +125,10 @@ def resume_checkpoint(cfg: TrainConfig, out: Path) -> Checkpoint:
 
 class RunTracker:
     """Bookkeeping every learner's epoch loop shares: the progress bar, ``perf/`` scalars, validation every
-    ``eval_every`` epochs, ``best.pt`` on a new best validation success, ``last.pt`` every epoch, and at the end
-    HParams and ``results.json``. ``agent`` acts with the learner's current policy (validation);
-    ``learner_state`` returns what a checkpoint must hold besides the run's record.
+    ``eval_every`` epochs, ``best.pt`` on a new best of the validation metric ``select_metric``, ``last.pt``
+    every epoch, the patience stop (``stop``), and at the end HParams and ``results.json``. ``agent`` acts with
+    the learner's current policy (validation); ``learner_state`` returns what a checkpoint must hold besides
+    the run's record.
     """
 
     def __init__(
@@ -171,6 +148,12 @@ class RunTracker:
         self.cfg, self.out, self.tb, self.eval_env, self.agent = cfg, out, tb, eval_env, agent
         self.learner_state, self.rngs, self.checksums = learner_state, rngs, checksums
         self.best, self.record = best, record
+        self.metric = cfg.select_metric
+        self.stop = False
+
+    def _score(self, scores: dict[str, Any]) -> float:
+        value = scores.get(self.metric)
+        return -1.0 if value is None else float(value)
 
     def save(self, name: str, epoch: int) -> None:
         state = self.learner_state() | {"best": self.best, "record": self.record}
@@ -188,11 +171,7 @@ class RunTracker:
         self.best = {"epoch": -1, **validate(self.agent, self.eval_env, self.cfg.eval_dialogues)}
         self.record["start"] = self.best
         self.tb.scalars("eval", self.best, 0)
-        logger.info(
-            "start policy: validation success %.3f (papers %.3f)",
-            self.best["success"],
-            self.best["paper_success"],
-        )
+        logger.info("start policy: validation %s", _headline(self.best))
         self.save("best.pt", -1)
 
     def epochs(self, start_epoch: int) -> tqdm:
@@ -218,10 +197,14 @@ class RunTracker:
         if step % cfg.eval_every == 0 or step == cfg.epochs:
             scores = validate(self.agent, self.eval_env, cfg.eval_dialogues)
             self.tb.scalars("eval", scores, step)
-            if scores["success"] > self.best["success"]:
+            if self._score(scores) > self._score(self.best):
                 self.best = {"epoch": epoch, **scores}
                 self.save("best.pt", epoch)
-            self.progress.set_postfix(success=f"{scores['success']:.3f}", best=f"{self.best['success']:.3f}")
+            elif cfg.patience and (epoch - self.best["epoch"]) >= cfg.patience * cfg.eval_every:
+                self.stop = True
+            self.progress.set_postfix(
+                {self.metric: f"{self._score(scores):.3f}", "best": f"{self._score(self.best):.3f}"}
+            )
         self.save("last.pt", epoch)
 
     def finish(self) -> dict[str, Any]:
@@ -232,12 +215,21 @@ class RunTracker:
         results = self.out / "results.json"
         results.write_text(json.dumps(self.record, indent=1, default=float))
         logger.info(
-            "best validation success %.3f at epoch %d; results in %s",
-            self.best["success"],
-            self.best["epoch"],
+            "best validation (epoch %d, by %s): %s; final: %s; results in %s",
+            self.best["epoch"] + 1,
+            self.metric,
+            _headline(self.best),
+            _headline(self.record["final"]),
             results,
         )
         return self.record
+
+
+def _headline(scores: dict[str, Any]) -> str:
+    """Success, inform F1, match and turns under the papers' definitions (the tables' columns)."""
+    return "success {:.3f}, inform F1 {:.3f}, match {:.3f}, turns {:.2f}".format(
+        *(scores.get(k) or 0.0 for k in ("paper_success", "paper_inform_f1", "paper_match", "paper_turns"))
+    )
 
 
 # -- the run ------------------------------------------------------------------------------------------------
@@ -254,8 +246,8 @@ def train(
     gen = torch.Generator().manual_seed(cfg.seed)
     data = mw_data.load(cfg.data_dir or None)
     checksums = mw_data.verify(data.root)
-    expert = load_expert(data, data.training_split())
-    test = load_expert(data, "test")
+    expert = load_expert(data, data.training_split(), states=cfg.expert_states)
+    test = load_expert(data, "test", states=cfg.expert_states)
     logger.info(
         "expert data: %d transitions from the %s split (test: %d)",
         len(expert.states),
@@ -265,20 +257,22 @@ def train(
 
     policy = MultiLabelPolicy(STATE_DIM, ACTION_DIM, cfg.policy_hidden).to(cfg.device)
     value = ValueNet(STATE_DIM, cfg.value_hidden).to(cfg.device)
-    ppo = PPO.from_config(policy, value, cfg, gen)
-    estimator = make_estimator(cfg, STATE_DIM, ACTION_DIM, gen) if cfg.learns_reward else None
-    expert_sampler = ExpertSampler(expert.to_transitions(), gen)
+    act = functools.partial(policy.act, decoder=cfg.rollout_decoding, fallback=cfg.empty_fallback)
+    expert_sampler = ExpertSampler(expert.to_transitions(cfg.device), gen)
+    ppo = PPO.from_config(policy, value, cfg, gen, expert_sampler)
+    estimator = None
+    if cfg.learns_reward:
+        estimator = make_estimator(cfg, STATE_DIM, ACTION_DIM, gen, policy_log_prob=policy.log_prob)
+        reward_learner = LearnedReward(estimator, expert_sampler, cfg, lambda states: act(states, gen)[0])
     eval_env = DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir or None, user_noise=cfg.user_noise)
 
-    start_epoch, best, record = 0, {"success": -1.0}, {"training_split": expert.split}
+    start_epoch, best, record = 0, {"epoch": -1}, {"training_split": expert.split}
     if resume:
         checkpoint = resume_checkpoint(cfg, out)
         policy.load_state_dict(checkpoint.state["policy"])
         value.load_state_dict(checkpoint.state["value"])
         ppo.load_state_dict(checkpoint.state["ppo"])
         expert_sampler.load_state_dict(checkpoint.state["expert_sampler"])
-        if estimator is not None:
-            estimator.load_state_dict(checkpoint.state["estimator"])
         if reward_learner is not None:
             reward_learner.load_state_dict(checkpoint.state["reward_learner"])
         restore_rng_states({"torch": gen}, checkpoint.rng_states)
@@ -292,8 +286,6 @@ def train(
             "ppo": ppo.state_dict(),
             "expert_sampler": expert_sampler.state_dict(),
         }
-        if estimator is not None:
-            state["estimator"] = estimator.state_dict()
         if reward_learner is not None:
             state["reward_learner"] = reward_learner.state_dict()
         return state
@@ -303,7 +295,7 @@ def train(
         out,
         tb,
         eval_env,
-        agent=NeuralAgent(policy),
+        agent=NeuralAgent(policy, cfg.decoder, cfg.empty_fallback, cfg.seed),
         learner_state=learner_state,
         rngs={"torch": gen},
         checksums=checksums,
@@ -322,11 +314,10 @@ def train(
         run.start()
 
     if cfg.algo != "mle":
-        learned = estimator is not None or reward_learner is not None
         vec_env = make_vector_env(
             cfg.simulator,
             cfg.num_envs,
-            reward_mode="none" if learned else "evaluator",
+            reward_mode=cfg.env_reward,
             data_dir=cfg.data_dir or None,
             user_noise=cfg.user_noise,
         )
@@ -335,9 +326,8 @@ def train(
             pretrain_rounds = itertools.count(1)
 
             def sample_start_policy() -> Any:
-                collect(
-                    vec_env, policy, buffer, epoch_seeds(cfg.seed, -next(pretrain_rounds), cfg.num_envs), gen
-                )
+                seeds = epoch_seeds(cfg.seed, -next(pretrain_rounds), cfg.num_envs)
+                collect(vec_env, act, buffer, seeds, gen)
                 return buffer.transitions()
 
             for i, stats in enumerate(
@@ -348,21 +338,41 @@ def train(
                 tb.scalars("estimator_pretrain", stats, i)
         for epoch in run.epochs(start_epoch):
             started = time.perf_counter()
-            episodes = collect(vec_env, policy, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
+            episodes = collect(vec_env, act, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
             sampled = time.perf_counter()
-            if estimator is not None:
-                stats = learned_rewards(
-                    estimator, expert_sampler, buffer, cfg.reward_logpi_coef, cfg.reward_normalize
-                )
-                tb.scalars("estimator", stats, epoch + 1)
+            diagnostics = decoding_stats(policy, buffer.transitions().states)
             if reward_learner is not None:
-                tb.scalars(reward_learner.panel, reward_learner.relabel(buffer), epoch + 1)
+                stats = reward_learner.relabel(buffer)
+                diagnostics |= {k: stats.pop(k) for k in DIAGNOSTIC_KEYS if k in stats}
+                tb.scalars(reward_learner.panel, stats, epoch + 1)
+            if (epoch + 1) % cfg.eval_every == 0:
+                diagnostics["probe_auc"] = state_probe(expert, buffer, cfg.seed * 10_007 + epoch)
+            if estimator is not None and "kl" in diagnostics:
+                diagnostics["ic"] = cfg.ic
+            tb.scalars("diagnostics", diagnostics, epoch + 1)
             tb.scalars("ppo", ppo.update(buffer), epoch + 1)
             tb.scalars("rollout", episodes.summary(), epoch + 1)
             run.end_epoch(epoch, started, sampled)
+            if run.stop:
+                logger.info("no new best in %d validations: stopping after epoch %d", cfg.patience, epoch + 1)
+                break
         vec_env.close()
 
     return run.finish()
+
+
+# Estimator statistics shown under diagnostics/ (the rest stay under the estimator's own panel).
+DIAGNOSTIC_KEYS = ("f_expert", "f_policy", "kl", "phi", "reward_f_mean", "reward_logpi_term_mean",
+                   "reward_logpi_share")
+
+
+def state_probe(expert: ExpertData, buffer: RolloutBuffer, seed: int) -> float:
+    """``diagnostics.probe_auc`` on this epoch's states against as many expert states (its own generator, so
+    the diagnostic never moves the training's random streams)."""
+    generator = torch.Generator().manual_seed(seed)
+    policy_states = buffer.transitions().states.cpu()
+    rows = torch.randperm(len(expert.states), generator=generator)[: len(policy_states)]
+    return probe_auc(torch.as_tensor(expert.states[rows.numpy()]), policy_states, generator)
 
 
 # -- command line -------------------------------------------------------------------------------------------
