@@ -28,8 +28,14 @@ import numpy as np
 from vrb.stats import mean_ci
 
 logger = logging.getLogger("experiments.grid")
-COLUMNS = (("turns", "paper_turns"), ("match", "paper_match"), ("inform F1", "paper_inform_f1"),
-           ("success", "paper_success"), ("success (ConvLab-2)", "success"), ("acts/turn", "acts_per_turn"))
+COLUMNS = (
+    ("turns", "paper_turns"),
+    ("match", "paper_match"),
+    ("inform F1", "paper_inform_f1"),
+    ("success", "paper_success"),
+    ("success (ConvLab-2)", "success"),
+    ("acts/turn", "acts_per_turn"),
+)
 CHECKPOINTS = ("best", "last", "mle")
 
 
@@ -54,8 +60,20 @@ def run_job(
     if all(path.is_file() for path in results.values()):
         return {name: json.loads(path.read_text()) for name, path in results.items()}
     started = time.perf_counter()
-    train = [sys.executable, "-m", "vrb.train", "--algo", job.algo, "--simulator", simulator, "--seed",
-             str(job.seed), "--out", str(folder), *extra]
+    train = [
+        sys.executable,
+        "-m",
+        "vrb.train",
+        "--algo",
+        job.algo,
+        "--simulator",
+        simulator,
+        "--seed",
+        str(job.seed),
+        "--out",
+        str(folder),
+        *extra,
+    ]
     train += [arg for item in job.overrides for arg in ("--set", item)]
     if (folder / "last.pt").is_file():
         train.append("--resume")
@@ -65,26 +83,57 @@ def run_job(
         trained = time.perf_counter() - started
         for name, path in results.items():
             if not path.is_file():
-                subprocess.run([sys.executable, "-m", "vrb.evaluate", "--checkpoint", str(folder / f"{name}.pt"),
-                                "--simulator", simulator, "--dialogues", str(dialogues), "--transcripts", "0",
-                                "--out", str(path)], check=True, stdout=log, stderr=subprocess.STDOUT)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "vrb.evaluate",
+                        "--checkpoint",
+                        str(folder / f"{name}.pt"),
+                        "--simulator",
+                        simulator,
+                        "--dialogues",
+                        str(dialogues),
+                        "--transcripts",
+                        "0",
+                        "--out",
+                        str(path),
+                    ],
+                    check=True,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
     evaluations = {name: json.loads(path.read_text()) for name, path in results.items()}
     for name, evaluation in evaluations.items():
         evaluation.pop("dialogues", None)  # the per-dialogue rows stay in the run folder's file only
         evaluation["train_seconds"] = trained
-        logger.info("%s %s: success %.3f (papers), inform F1 %.3f, trained in %.0f s", job.name, name,
-                    evaluation["summary"]["paper_success"], evaluation["summary"]["paper_inform_f1"], trained)
+        logger.info(
+            "%s %s: success %.3f (papers), inform F1 %.3f, trained in %.0f s",
+            job.name,
+            name,
+            evaluation["summary"]["paper_success"],
+            evaluation["summary"]["paper_inform_f1"],
+            trained,
+        )
     return evaluations
 
 
 def tabulate(results: dict[Job, dict[str, dict]]) -> tuple[list[dict], str]:
-    rows, lines = [], ["| run | checkpoint | n | " + " | ".join(label for label, _ in COLUMNS) + " | train s |",
-                       "|---" * (len(COLUMNS) + 4) + "|"]
+    rows, lines = (
+        [],
+        [
+            "| run | checkpoint | n | " + " | ".join(label for label, _ in COLUMNS) + " | train s |",
+            "|---" * (len(COLUMNS) + 4) + "|",
+        ],
+    )
     checkpoints = list(dict.fromkeys(name for per_job in results.values() for name in per_job))
     for algo, variant in dict.fromkeys((job.algo, job.variant) for job in results):
         for checkpoint in checkpoints:
-            cell = [r[checkpoint] for job, r in results.items() if (job.algo, job.variant) == (algo, variant)
-                    and checkpoint in r]
+            cell = [
+                r[checkpoint]
+                for job, r in results.items()
+                if (job.algo, job.variant) == (algo, variant) and checkpoint in r
+            ]
             if not cell:
                 continue
             row = {"algo": algo, "variant": variant, "checkpoint": checkpoint, "n": len(cell)}
@@ -95,8 +144,11 @@ def tabulate(results: dict[Job, dict[str, dict]]) -> tuple[list[dict], str]:
                 texts.append(f"{mean:.3f} ± {ci:.3f}")
             seconds = float(np.mean([r.get("train_seconds", float("nan")) for r in cell]))
             rows.append(row | {"train_seconds": seconds})
-            lines.append(f"| {algo}{' ' + variant if variant else ''} | {checkpoint} | {len(cell)} | "
-                         + " | ".join(texts) + f" | {seconds:.0f} |")
+            lines.append(
+                f"| {algo}{' ' + variant if variant else ''} | {checkpoint} | {len(cell)} | "
+                + " | ".join(texts)
+                + f" | {seconds:.0f} |"
+            )
     return rows, "\n".join(lines)
 
 
@@ -111,26 +163,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.grid", description=__doc__.splitlines()[0])
     parser.add_argument("--algos", nargs="+", default=["mle", "ppo", "gdpl", "vrb"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--variant", action="append", type=parse_variant, default=[],
-                        help="NAME:FIELD=VALUE,... (applies to every algo in --algos)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        type=parse_variant,
+        default=[],
+        help="NAME:FIELD=VALUE,... (applies to every algo in --algos)",
+    )
     parser.add_argument("--no-defaults", action="store_true", help="run only the --variant configurations")
     parser.add_argument("--simulator", default="agenda")
     parser.add_argument("--dialogues", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--checkpoints", nargs="+", choices=CHECKPOINTS, default=["best", "last"],
-                        help="which checkpoints of each run to evaluate")
+    parser.add_argument(
+        "--checkpoints",
+        nargs="+",
+        choices=CHECKPOINTS,
+        default=["best", "last"],
+        help="which checkpoints of each run to evaluate",
+    )
     parser.add_argument("--out", default="runs/grid")
     parser.add_argument("train_args", nargs="*", help="extra vrb.train arguments, after --")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     configs = ([] if args.no_defaults else [("", ())]) + list(args.variant)
-    jobs = [Job(algo, name, overrides, seed) for algo in args.algos for name, overrides in configs
-            for seed in args.seeds]
+    jobs = [
+        Job(algo, name, overrides, seed)
+        for algo in args.algos
+        for name, overrides in configs
+        for seed in args.seeds
+    ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {job: pool.submit(run_job, job, out, args.dialogues, args.simulator, args.train_args,
-                                    args.checkpoints) for job in jobs}
+        futures = {
+            job: pool.submit(
+                run_job, job, out, args.dialogues, args.simulator, args.train_args, args.checkpoints
+            )
+            for job in jobs
+        }
     results, failed = {}, []
     for job, future in futures.items():
         try:
@@ -139,11 +209,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed.append(job.name)
             logger.error("%s failed (%s); see %s", job.name, exc, out / f"{job.name}.log")
     rows, table = tabulate(results)
-    (out / "summary.json").write_text(json.dumps({"rows": rows, "failed": failed, "runs": {
-        job.name: {name: r["summary"] for name, r in per_job.items()} for job, per_job in results.items()}},
-        indent=1))
-    (out / "summary.md").write_text("Mean ± 95% Student-t interval over seeds; papers' definitions.\n\n"
-                                    + table + "\n")
+    (out / "summary.json").write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "failed": failed,
+                "runs": {
+                    job.name: {name: r["summary"] for name, r in per_job.items()}
+                    for job, per_job in results.items()
+                },
+            },
+            indent=1,
+        )
+    )
+    (out / "summary.md").write_text(
+        "Mean ± 95% Student-t interval over seeds; papers' definitions.\n\n" + table + "\n"
+    )
     print(table)
     return 1 if failed else 0
 

@@ -32,7 +32,7 @@ def trained_components(seed: int):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     policy, value = MultiLabelPolicy(6, 4, (8,)), ValueNet(6, (8,))
-    ppo = PPO.from_config(policy, value, TrainConfig(), gen)
+    ppo = PPO.from_config(policy, value, TrainConfig(bc_coef=0), gen)
     buffer = RolloutBuffer(4, 2, 6, 4)
     while not buffer.full:
         states = torch.rand(2, 6, generator=gen)

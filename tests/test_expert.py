@@ -7,7 +7,14 @@ import torch
 
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz.dst import RuleDST
-from envs.multiwoz.vector import ACTION_DIM, BELIEF_OFFSET, BOOKED_OFFSET, STATE_DIM, TERMINATED_INDEX, Vectoriser
+from envs.multiwoz.vector import (
+    ACTION_DIM,
+    BELIEF_OFFSET,
+    BOOKED_OFFSET,
+    STATE_DIM,
+    TERMINATED_INDEX,
+    Vectoriser,
+)
 from vrb import expert as expert_module
 from vrb.expert import ExpertData, build_expert, cache_key, default_cache_dir, load_expert, turn_acts
 from vrb.ppo import Transitions

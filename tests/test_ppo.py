@@ -111,7 +111,7 @@ def test_ppo_update_moves_probability_towards_rewarded_act():
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     policy, value = MultiLabelPolicy(4, 3, (16,)), ValueNet(4, (16,))
-    config = TrainConfig(policy_lr=1e-2, value_lr=1e-2, minibatch_size=32)
+    config = TrainConfig(policy_lr=1e-2, value_lr=1e-2, minibatch_size=32, bc_coef=0)
     ppo = PPO.from_config(policy, value, config, generator)
     before = torch.sigmoid(policy(torch.ones(1, 4)))[0]
     stats = {}
@@ -125,6 +125,7 @@ def test_ppo_update_moves_probability_towards_rewarded_act():
         "entropy",
         "approx_kl",
         "clip_fraction",
+        "bc_loss",
         "explained_variance",
         "update_rounds",
     }
@@ -134,9 +135,9 @@ def test_ppo_update_moves_probability_towards_rewarded_act():
 
 def test_ppo_optimiser_state_round_trips():
     policy, value = MultiLabelPolicy(4, 3, (8,)), ValueNet(4, (8,))
-    ppo = PPO.from_config(policy, value, TrainConfig())
+    ppo = PPO.from_config(policy, value, TrainConfig(bc_coef=0))
     ppo.update(fill_bandit_buffer(policy, torch.Generator().manual_seed(0)))
-    other = PPO.from_config(policy, value, TrainConfig())
+    other = PPO.from_config(policy, value, TrainConfig(bc_coef=0))
     other.load_state_dict(ppo.state_dict())
     assert (
         other.policy_optimizer.state_dict()["state"].keys()
@@ -152,3 +153,25 @@ def test_target_kl_stops_the_update_early():
               update_epochs=10, minibatch_size=8, ent_coef=0.0, max_grad_norm=10.0, target_kl=1e-6,
               generator=generator)
     assert ppo.update(fill_bandit_buffer(policy, generator))["update_rounds"] == 1
+
+
+def test_behaviour_cloning_term_pulls_towards_the_expert_act():
+    """With no reward signal (constant rewards), the BC term alone moves the policy to the expert's act 2."""
+    from vrb.ppo import Transitions
+    from vrb.reward import ExpertSampler
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    policy, value = MultiLabelPolicy(4, 3, (16,)), ValueNet(4, (16,))
+    expert = ExpertSampler(Transitions(torch.ones(64, 4), torch.tensor([[0.0, 0.0, 1.0]] * 64), torch.ones(64, 4)),
+                           generator)
+    config = TrainConfig(policy_lr=1e-2, value_lr=1e-2, bc_coef=1.0)
+    ppo = PPO.from_config(policy, value, config, generator, expert)
+    before = torch.sigmoid(policy(torch.ones(1, 4)))[0]
+    buffer = fill_bandit_buffer(policy, generator)
+    buffer.rewards.zero_()
+    stats = ppo.update(buffer)
+    after = torch.sigmoid(policy(torch.ones(1, 4)))[0]
+    assert after[2] > before[2] + 0.1 and after[0] < before[0] and stats["bc_loss"] > 0
+    with pytest.raises(ValueError, match="needs expert transitions"):
+        PPO.from_config(policy, value, config, generator)

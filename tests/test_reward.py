@@ -5,8 +5,8 @@ from vrb.config import TrainConfig
 from vrb.ppo import Transitions
 from vrb.reward import (
     AIRLEstimator,
-    LearnedReward,
     ExpertSampler,
+    LearnedReward,
     VRBEstimator,
     gaussian_kl,
     make_estimator,

@@ -41,7 +41,7 @@ def test_tiny_vrb_run_writes_checkpoints_results_and_tensorboard(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert {"config.json", "last.pt", "best.pt", "mle.pt", "results.json"} <= {p.name for p in out.iterdir()}
     assert any(p.name.startswith("events.out.tfevents") for p in out.iterdir())
-    assert DIAGNOSTICS <= scalar_tags(out)
+    assert scalar_tags(out) >= DIAGNOSTICS
     assert load_checkpoint(out / "last.pt").epoch == 2
     assert json.loads((out / "results.json").read_text())["training_split"] in ("train", "val")
     evaluated = run("vrb.evaluate", "--checkpoint", str(out / "best.pt"), "--dialogues", "3",

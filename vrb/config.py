@@ -39,7 +39,9 @@ class TrainConfig:
 
     # sampling and decoding (vrb.policy.DECODERS)
     decoder: str = "expected"  # rollouts, validation and vrb.evaluate (ConvLab-2's and GDPL's: greedy)
-    rollout_decoder: str = ""  # empty: the decoder; 'sample' with decoder 'greedy' is the original GDPL's choice
+    rollout_decoder: str = (
+        ""  # empty: the decoder; 'sample' with decoder 'greedy' is the original GDPL's choice
+    )
     empty_fallback: bool = True  # a turn with no act chosen says the most probable act instead
     epochs: int = 200
     steps_per_epoch: int = 1024
@@ -54,7 +56,9 @@ class TrainConfig:
     ent_coef: float = 0.0
     target_kl: float = 0.02  # > 0: stop a PPO update early once a round's mean approx. KL exceeds it (0: off)
     max_grad_norm: float = 10.0
-    bc_coef: float = 0.1  # + bc_coef * E_expert[-log pi(a|s)]: behaviour cloning kept alive during RL (0: off)
+    bc_coef: float = (
+        0.1  # + bc_coef * E_expert[-log pi(a|s)]: behaviour cloning kept alive during RL (0: off)
+    )
     policy_lr: float = 1e-4  # RMSprop
     value_lr: float = 5e-5  # Adam
     policy_hidden: tuple[int, ...] = (100, 100)
@@ -68,14 +72,18 @@ class TrainConfig:
     estimator_lr: float = 1e-3  # RMSprop
     estimator_batch_size: int = 32
     estimator_hidden: int = 50
-    estimator_weight_clip: float = 0.02  # GDPL clips every estimator weight to [-c, c] after each step (0: off)
+    estimator_weight_clip: float = (
+        0.02  # GDPL clips every estimator weight to [-c, c] after each step (0: off)
+    )
     estimator_logit: str = "f"  # VRB's discriminator logit: f (Park et al.) or airl (f - log pi)
     estimator_negatives: str = "rollout"  # rollout, matched (policy acts at expert states) or both
     estimator_replay_epochs: int = 0  # earlier epochs of rollouts kept as extra negatives
     estimator_updates: int = 1  # passes over the negatives per epoch
     estimator_pretrain_epochs: int = 0  # ConvLab-2 starts GDPL without estimator pretraining
     reward_normalize: bool = True  # standardise each epoch's learned rewards (see vrb.train.learned_rewards)
-    reward_logpi_coef: float = 0.1  # r = f - c log pi; 1 is AIRL's (and GDPL's) reward, < 1 damps its entropy bonus
+    reward_logpi_coef: float = (
+        0.1  # r = f - c log pi; 1 is AIRL's (and GDPL's) reward, < 1 damps its entropy bonus
+    )
     z_dim: int = 32
     ic: float = 0.5
     alpha_phi: float = 1e-3  # dual-ascent step of phi (1e-5 never binds: KL stays far above I_c)
@@ -189,7 +197,13 @@ _POSITIVE_INT = (
     "mle_batch_size",
     "eval_every",
 )
-_NON_NEGATIVE_INT = ("seed", "estimator_pretrain_epochs", "eval_dialogues", "patience", "estimator_replay_epochs")
+_NON_NEGATIVE_INT = (
+    "seed",
+    "estimator_pretrain_epochs",
+    "eval_dialogues",
+    "patience",
+    "estimator_replay_epochs",
+)
 _POSITIVE_FLOAT = (
     "policy_lr",
     "value_lr",

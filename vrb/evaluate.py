@@ -75,6 +75,14 @@ class NeuralAgent:
         action, _ = self.policy.act(state, self.generator, self.decoder, self.fallback)
         return action[0].to(torch.int8).numpy()
 
+    def act_many(self, envs: Sequence[DialogueEnv], observations: Sequence[np.ndarray]) -> np.ndarray:
+        """One forward pass for many dialogues (a sampling decoder keeps each dialogue's own generator)."""
+        if self.decoder == "sample":
+            return np.stack([self.act(env, obs) for env, obs in zip(envs, observations, strict=True)])
+        states = torch.as_tensor(np.stack(observations), dtype=torch.float32)
+        actions, _ = self.policy.act(states, None, self.decoder, self.fallback)
+        return actions.to(torch.int8).numpy()
+
 
 class RuleAgent:
     """ConvLab-2's handcrafted system policy; it shares the dialogue's random stream, as in ConvLab-2."""
@@ -98,35 +106,61 @@ class EvalResult:
 
 def run_dialogues(
     agent: Agent,
-    env: DialogueEnv,
+    env: DialogueEnv | Sequence[DialogueEnv],
     seeds: Sequence[int],
     *,
     keep_transcripts: int = 0,
     progress: bool = False,
 ) -> EvalResult:
-    """One dialogue per seed; the evaluator's metrics of each and their summary."""
-    metrics: list[DialogueMetrics] = []
-    transcripts: list[list[tuple[str, list]]] = []
+    """One dialogue per seed; the evaluator's metrics of each and their summary.
+
+    Given several environments and an agent that acts on many states at once (``act_many``: a stateless
+    policy), the dialogues run side by side, one policy forward pass for all of them; each dialogue still
+    depends only on its seed, and results come back in seed order.
+    """
+    envs = [env] if isinstance(env, DialogueEnv) else list(env)
+    metrics: list[DialogueMetrics | None] = [None] * len(seeds)
+    transcripts: dict[int, list[tuple[str, list]]] = {}
     acts_said: list[int] = []  # per system turn: how many acts it said (behaviour, beside the metrics)
-    for seed in tqdm(seeds, desc="evaluate", disable=not progress, leave=False):
-        observation, _ = env.reset(seed=int(seed))
-        agent.reset()
-        done, info = False, {}
-        while not done:
-            action = agent.act(env, observation)
-            step = env.step_acts if isinstance(action, list) else env.step
+    pending = iter(enumerate(tqdm(seeds, desc="evaluate", disable=not progress, leave=False)))
+    running: dict[int, tuple[int, np.ndarray]] = {}  # env slot -> (dialogue index, observation)
+
+    def start(slot: int) -> None:
+        if (nxt := next(pending, None)) is not None:
+            running[slot] = (nxt[0], envs[slot].reset(seed=int(nxt[1]))[0])
+            agent.reset()
+
+    for slot in range(len(envs) if hasattr(agent, "act_many") else 1):
+        start(slot)
+    while running:
+        slots = list(running)
+        if len(slots) > 1:
+            actions = agent.act_many([envs[k] for k in slots], [running[k][1] for k in slots])
+        else:
+            actions = [agent.act(envs[slots[0]], running[slots[0]][1])]
+        for slot, action in zip(slots, actions, strict=True):
+            current = envs[slot]
+            step = current.step_acts if isinstance(action, list) else current.step
             observation, _, terminated, truncated, info = step(action)
-            acts_said.append(len(env.sys_acts))
-            done = terminated or truncated
-        metrics.append(info["metrics"])
-        if len(transcripts) < keep_transcripts:
-            transcripts.append(list(env.transcript))
-    per_dialogue = [{"seed": int(seed), **dataclasses.asdict(m)} for seed, m in zip(seeds, metrics, strict=True)]
+            acts_said.append(len(current.sys_acts))
+            index = running[slot][0]
+            if terminated or truncated:
+                metrics[index] = info["metrics"]
+                if index < keep_transcripts:
+                    transcripts[index] = list(current.transcript)
+                del running[slot]
+                start(slot)
+            else:
+                running[slot] = (index, observation)
+    per_dialogue = [
+        {"seed": int(seed), **dataclasses.asdict(m)} for seed, m in zip(seeds, metrics, strict=True)
+    ]
     behaviour = {
         "acts_per_turn": float(np.mean(acts_said)) if acts_said else 0.0,
         "empty_turn_rate": float(np.mean([n == 0 for n in acts_said])) if acts_said else 0.0,
     }
-    return EvalResult(summarize(metrics) | behaviour, per_dialogue, transcripts)
+    ordered = [transcripts[i] for i in sorted(transcripts)]
+    return EvalResult(summarize(metrics) | behaviour, per_dialogue, ordered)
 
 
 def confidence_interval(values: Sequence[float]) -> float:
@@ -142,7 +176,10 @@ def format_table(summary: dict[str, Any]) -> str:
         return "  n/a" if value is None else f"{value:7.3f}"
 
     lines = [f"{'metric':<20} {'ConvLab-2':>10} {'papers':>10}"]
-    lines += [f"{label:<20} {cell(summary[ours]):>10} {cell(summary[paper]):>10}" for label, ours, paper in TABLE_ROWS]
+    lines += [
+        f"{label:<20} {cell(summary[ours]):>10} {cell(summary[paper]):>10}"
+        for label, ours, paper in TABLE_ROWS
+    ]
     return "\n".join(lines)
 
 
@@ -165,9 +202,7 @@ def load_policy(path: str | Path) -> tuple[MultiLabelPolicy, dict]:
     return policy, checkpoint.config
 
 
-def load_agent(
-    path: str | Path, decoder: str | None = None, sample_seed: int = 0
-) -> tuple[Agent, dict]:
+def load_agent(path: str | Path, decoder: str | None = None, sample_seed: int = 0) -> tuple[Agent, dict]:
     """The agent a checkpoint holds, decoding as its run did unless ``decoder`` says otherwise: a multi-label
     policy, or the agent of the baseline the checkpoint names in ``state["agent_kind"]`` (``baselines/KIND.py``
     rebuilds it; vrb finds baselines by name only)."""
@@ -178,10 +213,13 @@ def load_agent(
         cfg = checkpoint.train_config()
         return NeuralAgent(policy, decoder or cfg.decoder, cfg.empty_fallback, sample_seed), config
     if decoder is not None:
-        raise CheckpointError(f"--decoder: checkpoint {path} holds a {kind} agent, which acts by its own rule")
+        raise CheckpointError(
+            f"--decoder: checkpoint {path} holds a {kind} agent, which acts by its own rule"
+        )
     if kind not in BASELINE_ALGOS:
-        raise CheckpointError(f"checkpoint {path} names agent kind {kind!r}; expected one of "
-                              f"{BASELINE_ALGOS}")
+        raise CheckpointError(
+            f"checkpoint {path} names agent kind {kind!r}; expected one of {BASELINE_ALGOS}"
+        )
     return importlib.import_module(f"baselines.{kind}").agent_from_checkpoint(checkpoint), checkpoint.config
 
 
@@ -192,14 +230,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     source.add_argument("--policy", choices=["rule"], help="a built-in policy instead of a checkpoint")
     parser.add_argument("--simulator", default="agenda", choices=["agenda", "vhus"])
     parser.add_argument("--dialogues", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0, help="first dialogue seed (dialogues use seed, seed+1, ...)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="first dialogue seed (dialogues use seed, seed+1, ...)"
+    )
     parser.add_argument("--transcripts", type=int, default=3, help="readable transcripts to print")
-    parser.add_argument("--decoder", choices=sorted(DECODERS),
-                        help="how the policy's act probabilities become acts (default: the checkpoint's own)")
+    parser.add_argument(
+        "--decoder",
+        choices=sorted(DECODERS),
+        help="how the policy's act probabilities become acts (default: the checkpoint's own)",
+    )
     parser.add_argument("--out", help="JSON file for the summary and per-dialogue metrics")
     parser.add_argument("--data-dir")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (one dialogue at a time gains nothing from more; default 1)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (one dialogue at a time gains nothing from more; default 1)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -227,12 +274,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render_transcript(transcript, nlg))
     print(f"\n{args.dialogues} dialogues on the {args.simulator} simulator, seeds {args.seed}..{seeds[-1]}")
     print(format_table(summary))
-    print(f"success 95% CI: ±{summary['success_ci95']:.3f} (ConvLab-2), ±{summary['paper_success_ci95']:.3f} (papers)")
+    print(
+        f"success 95% CI: ±{summary['success_ci95']:.3f} (ConvLab-2), ±{summary['paper_success_ci95']:.3f} (papers)"
+    )
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"source": source, "simulator": args.simulator, "seeds": [args.seed, seeds[-1]],
-                   "summary": summary, "dialogues": result.dialogues}
+        payload = {
+            "source": source,
+            "simulator": args.simulator,
+            "seeds": [args.seed, seeds[-1]],
+            "summary": summary,
+            "dialogues": result.dialogues,
+        }
         tmp = out.with_suffix(out.suffix + ".tmp")
         tmp.write_text(json.dumps(payload, indent=1, default=_jsonable))
         tmp.replace(out)

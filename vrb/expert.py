@@ -61,7 +61,9 @@ SPLITS = ("train", "val", "test")
 # The data files the vectors depend on, besides the split's own dialogues.
 VECTOR_DATA_FILES = ("sys_da_voc.txt", "usr_da_voc.txt", "trackable_intent.json")
 DB_FILE_PREFIX = "db/"
-BELIEF_DOMAINS = tuple(dict.fromkeys([domain for domain, _ in BELIEF_SLOTS] + [d.lower() for d in DB_DOMAINS]))
+BELIEF_DOMAINS = tuple(
+    dict.fromkeys([domain for domain, _ in BELIEF_SLOTS] + [d.lower() for d in DB_DOMAINS])
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,8 +128,12 @@ def is_belief_state(metadata: Any) -> bool:
         return False
     for domain in BELIEF_DOMAINS:
         slots = metadata.get(domain)
-        if not (isinstance(slots, Mapping) and isinstance(slots.get("semi"), Mapping)
-                and isinstance(slots.get("book"), Mapping) and "booked" in slots["book"]):
+        if not (
+            isinstance(slots, Mapping)
+            and isinstance(slots.get("semi"), Mapping)
+            and isinstance(slots.get("book"), Mapping)
+            and "booked" in slots["book"]
+        ):
             return False
     return True
 
@@ -172,7 +178,9 @@ def build_expert(
                     break
                 terminal_next = vectoriser.state_vector(tracker.state.belief_state, [], acts, terminated=True)
             else:
-                state = _annotated_state(turn, vectoriser, user_acts, previous_system_acts, acts, i + 2 >= len(log))
+                state = _annotated_state(
+                    turn, vectoriser, user_acts, previous_system_acts, acts, i + 2 >= len(log)
+                )
                 if state is None:
                     skipped += 1
                     previous_system_acts = acts
@@ -232,7 +240,12 @@ def _annotated_state(
 ) -> np.ndarray | None:
     """ConvLab-2's state of a system turn: the annotated belief state (``metadata``) of the turn itself."""
     metadata = turn.get("metadata")
-    if system_acts is None or user_acts is None or previous_system_acts is None or not is_belief_state(metadata):
+    if (
+        system_acts is None
+        or user_acts is None
+        or previous_system_acts is None
+        or not is_belief_state(metadata)
+    ):
         return None
     return vectoriser.state_vector(metadata, user_acts, previous_system_acts, terminated)
 
@@ -346,7 +359,13 @@ def load_expert(
     logger.info(
         "expert data: split %s (%s states) %s: %d transitions from %d dialogues (%d turns skipped), "
         "%.2f acts per action, %.1f%% empty actions",
-        split, states, source, stats["transitions"], stats["dialogues"], stats["skipped_turns"],
-        stats["mean_acts_per_action"], 100 * stats["empty_action_fraction"],
+        split,
+        states,
+        source,
+        stats["transitions"],
+        stats["dialogues"],
+        stats["skipped_turns"],
+        stats["mean_acts_per_action"],
+        100 * stats["empty_action_fraction"],
     )
     return expert

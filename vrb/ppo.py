@@ -202,6 +202,8 @@ class PPO:
         self.update_epochs, self.minibatch_size = update_epochs, minibatch_size
         self.ent_coef, self.max_grad_norm, self.target_kl = ent_coef, max_grad_norm, target_kl
         self.generator = generator
+        if bc_coef and expert is None:
+            raise ValueError(f"bc_coef = {bc_coef}: the behaviour-cloning term needs expert transitions")
         self.bc_coef, self.expert = bc_coef, expert
 
     @classmethod

@@ -286,7 +286,9 @@ class VRBEstimator(RewardEstimator):
             policy.states, policy.actions, policy.next_states, sample=True, generator=self.generator
         )
         logit_expert, logit_policy = f_expert, f_policy
-        if self.policy_log_prob is not None:  # AIRL's discriminator: D = exp f / (exp f + pi), logit f - log pi
+        if (
+            self.policy_log_prob is not None
+        ):  # AIRL's discriminator: D = exp f / (exp f + pi), logit f - log pi
             with torch.no_grad():
                 logit_expert = f_expert - self.policy_log_prob(expert.states, expert.actions)
                 logit_policy = f_policy - self.policy_log_prob(policy.states, policy.actions)
@@ -402,7 +404,9 @@ class LearnedReward:
         if self.negatives_kind in ("matched", "both"):
             at_expert = self.expert.sample(len(rollout))
             parts.append(Transitions(at_expert.states, self.act(at_expert.states), at_expert.next_states))
-        return Transitions(*(torch.cat(tensors) for tensors in zip(*(_fields(p) for p in parts), strict=True)))
+        return Transitions(
+            *(torch.cat(tensors) for tensors in zip(*(_fields(p) for p in parts), strict=True))
+        )
 
     def relabel(self, buffer: Any) -> dict[str, float]:
         rollout = buffer.transitions()

@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode
 
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz.evaluator import DialogueMetrics
@@ -23,23 +21,71 @@ ActFn = Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tens
 SEED_STRIDE = 1_000_003  # dialogue-seed blocks of different (run, epoch) pairs never overlap in practice
 
 
+@dataclass
+class VectorStep:
+    """One step of every dialogue in a ``DialogueVector``, as arrays."""
+
+    observations: np.ndarray  # [n, 340]: the next state, or the first state of the next dialogue
+    next_states: np.ndarray  # [n, 340]: the true s' (a finished dialogue's final state)
+    rewards: np.ndarray  # [n] the env's reward (its reward mode)
+    eval_rewards: np.ndarray  # [n] the evaluator's per-turn reward, whatever the mode (for logging)
+    terminated: np.ndarray  # [n] bool
+    truncated: np.ndarray  # [n] bool
+    finished: dict[int, DialogueMetrics]  # env index -> metrics of the dialogue that ended in this step
+
+
+class DialogueVector:
+    """``num_envs`` dialogues stepped in one process. A dialogue that ends restarts in the same step (the next
+    dialogue seed drawn from that environment's own generator, as Gymnasium's same-step autoreset does); its
+    final state and metrics come back in the ``VectorStep``. Unlike ``gymnasium.vector.SyncVectorEnv`` it
+    merges no per-step ``info`` dicts, which cost a fifth of the sampling time."""
+
+    def __init__(self, envs: list[DialogueEnv]):
+        self.envs = envs
+        self.num_envs = len(envs)
+
+    def reset(self, seeds: list[int]) -> np.ndarray:
+        return np.stack([env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds, strict=True)])
+
+    def step(self, actions: np.ndarray) -> VectorStep:
+        n = self.num_envs
+        observations = np.empty((n, self.envs[0].observation_space.n), dtype=np.int8)
+        next_states = np.empty_like(observations)
+        rewards, eval_rewards = np.zeros(n), np.zeros(n)
+        terminated, truncated = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        finished = {}
+        for i, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
+            observation, rewards[i], terminated[i], truncated[i], info = env.step(action)
+            eval_rewards[i] = info["eval_reward"]
+            next_states[i] = observation
+            if terminated[i] or truncated[i]:
+                finished[i] = info["metrics"]
+                observation, _ = env.reset()
+            observations[i] = observation
+        return VectorStep(observations, next_states, rewards, eval_rewards, terminated, truncated, finished)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
 def make_vector_env(
     simulator: str,
     num_envs: int,
     *,
     reward_mode: str,
     data_dir: str | None = None,
-    asynchronous: bool = False,
     user_noise: float = 0.0,
-) -> gym.vector.VectorEnv:
-    """``num_envs`` dialogue environments that reset themselves in the step that ends a dialogue."""
-    factories = [
-        lambda: DialogueEnv(simulator=simulator, reward_mode=reward_mode, data_dir=data_dir or None,
-                            user_noise=user_noise)
-        for _ in range(num_envs)
-    ]
-    vector_cls = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
-    return vector_cls(factories, autoreset_mode=AutoresetMode.SAME_STEP)
+) -> DialogueVector:
+    """``num_envs`` dialogue environments that restart a dialogue in the step that ends one."""
+    return DialogueVector(
+        [
+            DialogueEnv(
+                simulator=simulator, reward_mode=reward_mode, data_dir=data_dir, user_noise=user_noise
+            )
+            for _ in range(num_envs)
+        ]
+    )
 
 
 def epoch_seeds(run_seed: int, epoch: int, num_envs: int) -> list[int]:
@@ -68,7 +114,7 @@ class EpisodeLog:
 
 
 def collect(
-    vec_env: gym.vector.VectorEnv,
+    vec_env: DialogueVector,
     act: ActFn,
     buffer: RolloutBuffer,
     seeds: list[int],
@@ -78,27 +124,20 @@ def collect(
     its decoder bound); s' of a finished step is its final state."""
     buffer.reset()
     log = EpisodeLog()
-    observations, _ = vec_env.reset(seed=seeds)
+    observations = vec_env.reset(seeds)
     running_return = np.zeros(vec_env.num_envs)
     device = buffer.states.device
     while not buffer.full:
         states = torch.as_tensor(observations, dtype=torch.float32, device=device)
         actions, log_probs = act(states, generator)
-        next_observations, rewards, terminated, truncated, infos = vec_env.step(
-            actions.to(torch.int8).cpu().numpy()
-        )
-        done = terminated | truncated
-        true_next = next_observations.copy()
-        step_eval_reward = np.asarray(infos["eval_reward"], dtype=float)
-        for i in np.flatnonzero(done):
-            final_info = infos["final_info"]
-            true_next[i] = infos["final_obs"][i]
-            step_eval_reward[i] = final_info["eval_reward"][i]
-            log.metrics.append(final_info["metrics"][i])
-        running_return += step_eval_reward
-        for i in np.flatnonzero(done):
+        step = vec_env.step(actions.to(torch.int8).cpu().numpy())
+        running_return += step.eval_rewards
+        for i, metrics in step.finished.items():
+            log.metrics.append(metrics)
             log.eval_returns.append(float(running_return[i]))
             running_return[i] = 0.0
-        buffer.add(states, actions, true_next, log_probs, rewards, terminated, truncated)
-        observations = next_observations
+        buffer.add(
+            states, actions, step.next_states, log_probs, step.rewards, step.terminated, step.truncated
+        )
+        observations = step.observations
     return log

@@ -35,19 +35,20 @@ from envs.multiwoz import data as mw_data
 from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
 from vrb.checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore_rng_states, save_checkpoint
 from vrb.config import BASELINE_ALGOS, TrainConfig
+from vrb.diagnostics import decoding_stats, probe_auc
 from vrb.evaluate import Agent, NeuralAgent, run_dialogues
 from vrb.expert import ExpertData, load_expert
 from vrb.logger import RunLogger
 from vrb.mle import act_scores, behaviour_cloning_from_config
 from vrb.policy import MultiLabelPolicy, ValueNet
 from vrb.ppo import PPO, RolloutBuffer
-from vrb.diagnostics import decoding_stats, probe_auc
 from vrb.reward import ExpertSampler, LearnedReward, make_estimator, pretrain_estimator
 from vrb.sampling import collect, epoch_seeds, make_vector_env
 
 logger = logging.getLogger("vrb.train")
 
 VALIDATION_SEED_BASE = 1_000_000  # validation dialogues never share seeds with vrb.evaluate's defaults
+VALIDATION_WIDTH = 8  # validation dialogues played side by side (one policy forward pass for all)
 MLE_HOLDOUT_FRACTION = 0.1  # of the training split's dialogues, for choosing the MLE epoch
 
 
@@ -103,7 +104,7 @@ def clone_behaviour(
     return result
 
 
-def validate(agent: Agent, env: DialogueEnv, dialogues: int) -> dict[str, Any]:
+def validate(agent: Agent, env: DialogueEnv | list[DialogueEnv], dialogues: int) -> dict[str, Any]:
     """The agent on the fixed validation dialogues (model selection never sees vrb.evaluate's seeds)."""
     seeds = range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + dialogues)
     return run_dialogues(agent, env, seeds).summary
@@ -136,7 +137,7 @@ class RunTracker:
         cfg: TrainConfig,
         out: Path,
         tb: RunLogger,
-        eval_env: DialogueEnv,
+        eval_env: DialogueEnv | list[DialogueEnv],
         *,
         agent: Agent,
         learner_state: Callable[[], dict[str, Any]],
@@ -264,7 +265,10 @@ def train(
     if cfg.learns_reward:
         estimator = make_estimator(cfg, STATE_DIM, ACTION_DIM, gen, policy_log_prob=policy.log_prob)
         reward_learner = LearnedReward(estimator, expert_sampler, cfg, lambda states: act(states, gen)[0])
-    eval_env = DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir or None, user_noise=cfg.user_noise)
+    eval_env = [
+        DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir or None, user_noise=cfg.user_noise)
+        for _ in range(VALIDATION_WIDTH)
+    ]
 
     start_epoch, best, record = 0, {"epoch": -1}, {"training_split": expert.split}
     if resume:
@@ -362,8 +366,15 @@ def train(
 
 
 # Estimator statistics shown under diagnostics/ (the rest stay under the estimator's own panel).
-DIAGNOSTIC_KEYS = ("f_expert", "f_policy", "kl", "phi", "reward_f_mean", "reward_logpi_term_mean",
-                   "reward_logpi_share")
+DIAGNOSTIC_KEYS = (
+    "f_expert",
+    "f_policy",
+    "kl",
+    "phi",
+    "reward_f_mean",
+    "reward_logpi_term_mean",
+    "reward_logpi_share",
+)
 
 
 def state_probe(expert: ExpertData, buffer: RolloutBuffer, seed: int) -> float:
