@@ -67,7 +67,7 @@ def behaviour_cloning(
             )
 
     criterion = nn.BCEWithLogitsLoss(pos_weight=torch.full((train_a.shape[1],), pos_weight, device=device))
-    optimizer = torch.optim.RMSprop(policy.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.RMSprop(policy.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
     history: list[dict[str, float]] = []
     best_loss, best_state = float("inf"), None
     for epoch in range(epochs):

@@ -196,8 +196,8 @@ class PPO:
         generator: torch.Generator | None = None,
     ):
         self.policy, self.value = policy, value
-        self.policy_optimizer = torch.optim.RMSprop(policy.parameters(), lr=policy_lr)
-        self.value_optimizer = torch.optim.Adam(value.parameters(), lr=value_lr)
+        self.policy_optimizer = torch.optim.RMSprop(policy.parameters(), lr=policy_lr, foreach=True)
+        self.value_optimizer = torch.optim.Adam(value.parameters(), lr=value_lr, foreach=True)
         self.gamma, self.gae_lambda, self.clip_coef = gamma, gae_lambda, clip_coef
         self.update_epochs, self.minibatch_size = update_epochs, minibatch_size
         self.ent_coef, self.max_grad_norm, self.target_kl = ent_coef, max_grad_norm, target_kl

@@ -74,7 +74,7 @@ class RewardEstimator(ABC):
 
     def __init__(self, net: nn.Module, *, lr: float, batch_size: int, generator: torch.Generator | None):
         self.net = net
-        self.optimizer = torch.optim.RMSprop(net.parameters(), lr=lr)
+        self.optimizer = torch.optim.RMSprop(net.parameters(), lr=lr, foreach=True)
         self.batch_size = batch_size
         self.generator = generator
 
