@@ -372,6 +372,7 @@ def agent_from_checkpoint(checkpoint: Checkpoint) -> NeuralAgent:
 
 def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     torch.set_num_threads(cfg.torch_threads)
+    torch.set_flush_denormal(cfg.flush_denormal)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     data = mw_data.load(cfg.data_dir or None)

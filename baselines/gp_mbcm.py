@@ -392,6 +392,7 @@ def agent_from_checkpoint(checkpoint: Checkpoint) -> GreedyAgent:
 
 def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     torch.set_num_threads(cfg.torch_threads)
+    torch.set_flush_denormal(cfg.flush_denormal)
     gen = torch.Generator().manual_seed(cfg.seed)
     data = mw_data.load(cfg.data_dir or None)
     checksums = mw_data.verify(data.root)

@@ -101,7 +101,7 @@ class DialogueEnv(gym.Env[np.ndarray, np.ndarray]):
     def __init__(
         self,
         simulator: str = "agenda",
-        reward_mode: str = "evaluator",
+        reward_mode: str = "user",
         max_rounds: int = MAX_ROUNDS,
         data_dir: str | None = None,
         render_mode: str | None = None,

@@ -243,6 +243,7 @@ def train(
     if cfg.algo in BASELINE_ALGOS and reward_learner is None:  # found by name: vrb never imports baselines
         return importlib.import_module(f"baselines.{cfg.algo}").train(cfg, out, resume)
     torch.set_num_threads(cfg.torch_threads)
+    torch.set_flush_denormal(cfg.flush_denormal)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     data = mw_data.load(cfg.data_dir or None)
