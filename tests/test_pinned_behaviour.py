@@ -18,9 +18,9 @@ TINY = {
     "epochs": 2,
     "steps_per_epoch": 32,
     "num_envs": 2,
-    "mle_epochs": 1,
+    "mle_epochs": 3,
     "eval_every": 1,
-    "eval_dialogues": 4,
+    "eval_dialogues": 6,
     "aldm_pretrain_epochs": 1,
     "gp_num_actions": 5,
 }
