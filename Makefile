@@ -20,10 +20,12 @@ demo: $(STAMP)
 	$(PY) -m envs.multiwoz.demo --policy rule --seed 3
 
 test: $(STAMP)
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_user.py

@@ -33,17 +33,15 @@ cloning (cross-entropy on corpus turns labelled with their nearest summary actio
 separate networks (hidden sizes ``policy_hidden``, ``value_hidden``), so that large early Q errors cannot
 overwrite the warm-started features.
 
-Checkpoints name ``agent_kind = "acer"``; ``vrb.evaluate`` rebuilds the agent with ``agent_from_checkpoint``.
-The replay memory is not checkpointed (tens of MB, every epoch): a resumed run refills it.
+Registered as ``acer`` through the entry point in ``pyproject.toml``; ``load_agent`` rebuilds the greedy policy
+from a checkpoint. The replay memory is not checkpointed (tens of MB, every epoch): a resumed run refills it.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,60 +49,48 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import SummaryActions, start_run_folder
-from envs.dialogue_env import DialogueEnv
-from envs.multiwoz import data as mw_data
-from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
-from vrb.checkpoint import Checkpoint, restore_rng_states
-from vrb.config import TrainConfig
-from vrb.evaluate import NeuralAgent
-from vrb.expert import ExpertData, load_expert
-from vrb.logger import RunLogger
+from baselines.common import SummaryActions, SummaryPolicy, clone_summary_behaviour
+from envs.multiwoz.vector import STATE_DIM
+from vrb.agents import NeuralAgent
+from vrb.algorithms import Algorithm
+from vrb.checkpoint import Checkpoint
+from vrb.config import AlgoOptions, TrainConfig, boolean, integer, layer_sizes, number, param
+from vrb.errors import ConfigError
+from vrb.learner import RunContext
 from vrb.policy import mlp
-from vrb.ppo import RolloutBuffer, clipped_step, shuffled_indices
-from vrb.sampling import collect, epoch_seeds, make_vector_env
-from vrb.train import MLE_HOLDOUT_FRACTION, RunTracker, resume_checkpoint
+from vrb.ppo import RolloutBuffer, clipped_step
+from vrb.sampling import EpochSampler
 
 logger = logging.getLogger(__name__)
 
 
-class SummaryPolicy(nn.Module):
-    """Softmax over summary actions that acts with their 209-act vectors, so vrb's sampling and NeuralAgent
-    drive it like a MultiLabelPolicy (``act`` decodes: ``greedy`` takes the most probable, any other decoder
-    samples; ``greedy()`` is the most probable)."""
+@dataclass(frozen=True)
+class ACEROptions(AlgoOptions):
+    """``acer``: its own fields (the run's shared fields are in ``vrb.config.TrainConfig``)."""
 
-    def __init__(
-        self,
-        vectors: np.ndarray | torch.Tensor,
-        state_dim: int = STATE_DIM,
-        hidden_sizes: tuple[int, ...] = (100, 100),
-    ):
-        super().__init__()
-        self.register_buffer("vectors", torch.as_tensor(vectors, dtype=torch.float32))
-        self.net = mlp([state_dim, *hidden_sizes, self.vectors.shape[0]])
-
-    def forward(self, states: torch.Tensor) -> torch.Tensor:
-        """Logits over summary actions."""
-        return self.net(states)
-
-    @torch.no_grad()
-    def act(
-        self,
-        states: torch.Tensor,
-        generator: torch.Generator | None = None,
-        decoder: str = "sample",
-        fallback: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        log_probs = torch.log_softmax(self(states), -1)
-        if decoder == "greedy":
-            index = log_probs.argmax(-1, keepdim=True)
-        else:
-            index = torch.multinomial(log_probs.exp(), 1, generator=generator)
-        return self.vectors[index.squeeze(-1)], log_probs.gather(-1, index).squeeze(-1)
-
-    @torch.no_grad()
-    def greedy(self, states: torch.Tensor) -> torch.Tensor:
-        return self.vectors[self(states).argmax(-1)]
+    policy_hidden: tuple[int, ...] = param(
+        (100, 100), layer_sizes, "hidden layer sizes of the policy network"
+    )
+    value_hidden: tuple[int, ...] = param((50, 50), layer_sizes, "hidden layer sizes of the Q network")
+    mle_epochs: int = param(40, integer(1), "epochs of the summary-action behaviour cloning")
+    mle_lr: float = param(1e-3, number(strict=True), "behaviour cloning's RMSprop learning rate")
+    mle_weight_decay: float = param(1e-5, number(), "behaviour cloning's weight decay")
+    mle_batch_size: int = param(32, integer(1), "behaviour cloning's minibatch size")
+    max_grad_norm: float = param(10.0, number(strict=True), "gradient-norm clip of every update")
+    acer_num_actions: int = param(
+        200, integer(1), "summary actions: the most frequent corpus act combinations"
+    )
+    acer_replay_size: int = param(
+        32_768, integer(1), "transitions kept for off-policy updates (whole epochs)"
+    )
+    acer_replay_ratio: int = param(4, integer(1), "off-policy updates per on-policy one")
+    acer_truncation: float = param(10.0, number(strict=True), "c: importance weights truncated at c")
+    acer_trust_region: bool = param(True, boolean, "use the trust region around the average policy")
+    acer_trust_region_delta: float = param(1.0, number(strict=True), "the trust region's delta")
+    acer_average_decay: float = param(0.99, number(0, 1), "alpha of the average policy network")
+    acer_policy_lr: float = param(1e-4, number(strict=True), "the policy's RMSprop learning rate")
+    acer_q_lr: float = param(1e-3, number(strict=True), "the Q network's Adam learning rate")
+    acer_ent_coef: float = param(1e-3, number(), "entropy bonus of the policy objective")
 
 
 # -- the algorithm's pieces ---------------------------------------------------------------------------------
@@ -228,19 +214,21 @@ class ACER:
         self.average_decay, self.ent_coef, self.max_grad_norm = average_decay, ent_coef, max_grad_norm
 
     @classmethod
-    def from_config(cls, policy: SummaryPolicy, q_net: nn.Module, cfg: TrainConfig) -> ACER:
+    def from_options(
+        cls, policy: SummaryPolicy, q_net: nn.Module, options: ACEROptions, gamma: float
+    ) -> ACER:
         return cls(
             policy,
             q_net,
-            policy_lr=cfg.acer_policy_lr,
-            q_lr=cfg.acer_q_lr,
-            gamma=cfg.gamma,
-            truncation=cfg.acer_truncation,
-            trust_region=cfg.acer_trust_region,
-            trust_region_delta=cfg.acer_trust_region_delta,
-            average_decay=cfg.acer_average_decay,
-            ent_coef=cfg.acer_ent_coef,
-            max_grad_norm=cfg.max_grad_norm,
+            policy_lr=options.acer_policy_lr,
+            q_lr=options.acer_q_lr,
+            gamma=gamma,
+            truncation=options.acer_truncation,
+            trust_region=options.acer_trust_region,
+            trust_region_delta=options.acer_trust_region_delta,
+            average_decay=options.acer_average_decay,
+            ent_coef=options.acer_ent_coef,
+            max_grad_norm=options.max_grad_norm,
         )
 
     def update(self, segment: Segment) -> dict[str, float]:
@@ -318,131 +306,101 @@ class ACER:
         self.q_optimizer.load_state_dict(state["q_optimizer"])
 
 
-# -- warm start ---------------------------------------------------------------------------------------------
-
-
-def clone_summary_behaviour(
-    policy: SummaryPolicy,
-    expert: ExpertData,
-    summary: SummaryActions,
-    cfg: TrainConfig,
-    gen: torch.Generator,
-    tb: RunLogger,
-) -> dict[str, float]:
-    """Cross-entropy on corpus turns labelled with their nearest summary action; a dialogue-level hold-out
-    picks the epoch (as vrb.train's multi-label MLE does)."""
-    labels = torch.as_tensor(summary.nearest(expert.actions))
-    states = torch.as_tensor(expert.states)
-    holdout = torch.as_tensor(np.asarray(expert.dialogue_index) % round(1 / MLE_HOLDOUT_FRACTION) == 0)
-    train_s, train_y, val_s, val_y = states[~holdout], labels[~holdout], states[holdout], labels[holdout]
-    optimizer = torch.optim.RMSprop(policy.parameters(), lr=cfg.mle_lr, weight_decay=cfg.mle_weight_decay)
-    best_loss, best_state, result = float("inf"), None, {}
-    for epoch in range(cfg.mle_epochs):
-        for idx in shuffled_indices(len(train_s), gen, "cpu").split(cfg.mle_batch_size):
-            loss = F.cross_entropy(policy(train_s[idx]), train_y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            logits = policy(val_s)
-            record = {
-                "val_loss": F.cross_entropy(logits, val_y).item(),
-                "val_accuracy": (logits.argmax(-1) == val_y).float().mean().item(),
-            }
-        tb.scalars("mle", record, epoch)
-        if record["val_loss"] < best_loss:
-            best_loss, best_state, result = record["val_loss"], copy.deepcopy(policy.state_dict()), record
-    policy.load_state_dict(best_state)
-    logger.info(
-        "summary-action MLE: held-out loss %.3f, accuracy %.3f", result["val_loss"], result["val_accuracy"]
-    )
-    return result | {"summary_coverage": summary.coverage}
-
-
 # -- the run ------------------------------------------------------------------------------------------------
 
 
-def agent_from_checkpoint(checkpoint: Checkpoint) -> NeuralAgent:
+def load_agent(
+    checkpoint: Checkpoint, cfg: TrainConfig, decoder: str | None, sample_seed: int
+) -> NeuralAgent:
     """The greedy summary-action policy of an ACER checkpoint (what ``vrb.evaluate --checkpoint`` runs)."""
     state = checkpoint.state["policy"]
-    policy = SummaryPolicy(state["vectors"], hidden_sizes=checkpoint.train_config().policy_hidden)
+    policy = SummaryPolicy(state["vectors"], hidden_sizes=cfg.options.policy_hidden)
     policy.load_state_dict(state)
     return NeuralAgent(policy)
 
 
-def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
-    torch.set_num_threads(cfg.torch_threads)
-    torch.set_flush_denormal(cfg.flush_denormal)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    data = mw_data.load(cfg.data_dir or None)
-    checksums = mw_data.verify(data.root)
-    expert = load_expert(data, data.training_split())
-    summary = SummaryActions.from_corpus(expert.actions, cfg.acer_num_actions)
-    policy = SummaryPolicy(summary.vectors, STATE_DIM, cfg.policy_hidden)
-    q_net = mlp([STATE_DIM, *cfg.value_hidden, len(summary)])
-    acer = ACER.from_config(policy, q_net, cfg)
-    replay = ReplayMemory(cfg.acer_replay_size // cfg.steps_per_epoch, gen)
-    eval_env = DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir or None, user_noise=cfg.user_noise)
+class ACERLearner:
+    """Per epoch: on-policy steps, one update on them, store them, then ``acer_replay_ratio`` replayed updates.
+    The replay memory is not checkpointed (tens of MB): a resumed run refills it."""
 
-    start_epoch, best = 0, {"success": -1.0}
-    record: dict[str, Any] = {"training_split": expert.split, "summary_actions": len(summary)}
-    if resume:
-        checkpoint = resume_checkpoint(cfg, out)
-        policy.load_state_dict(checkpoint.state["policy"])
-        q_net.load_state_dict(checkpoint.state["q"])
-        acer.load_state_dict(checkpoint.state["acer"])
-        restore_rng_states({"torch": gen}, checkpoint.rng_states)
-        start_epoch, best, record = checkpoint.epoch + 1, checkpoint.state["best"], checkpoint.state["record"]
-        logger.info("the replay memory starts empty after a resume")
-    tb = RunLogger(out, purge_step=start_epoch + 1 if resume else None)
+    online = True
 
-    def learner_state() -> dict[str, Any]:
+    def __init__(self, ctx: RunContext):
+        cfg, options = ctx.cfg, ctx.cfg.options
+        self.ctx = ctx
+        self.summary = SummaryActions.from_corpus(ctx.expert.actions, options.acer_num_actions)
+        self.policy = SummaryPolicy(self.summary.vectors, STATE_DIM, options.policy_hidden)
+        self.q_net = mlp([STATE_DIM, *options.value_hidden, len(self.summary)])
+        self.acer = ACER.from_options(self.policy, self.q_net, options, cfg.gamma)
+        self.replay = ReplayMemory(options.acer_replay_size // cfg.steps_per_epoch, ctx.generator)
+        self.agent = NeuralAgent(self.policy)
+        self.sampler = EpochSampler(cfg)
+        self.buffer = self.sampler.buffer
+
+    def start(self) -> dict[str, Any]:
+        ctx = self.ctx
+        options = ctx.cfg.options
+        mle = clone_summary_behaviour(
+            self.policy,
+            ctx.expert,
+            self.summary,
+            ctx.generator,
+            ctx.tb,
+            epochs=options.mle_epochs,
+            lr=options.mle_lr,
+            weight_decay=options.mle_weight_decay,
+            batch_size=options.mle_batch_size,
+        )
+        self.acer.average_policy.load_state_dict(self.policy.state_dict())
+        return {"summary_actions": len(self.summary), "mle": mle}
+
+    def learn(self, epoch: int) -> dict[str, dict[str, float]]:
+        options = self.ctx.cfg.options
+        episodes, perf = self.sampler.sample(self.policy.act, epoch, self.ctx.generator)
+        segment = Segment.from_buffer(self.buffer, self.summary, self.policy)
+        on_policy = self.acer.update(segment)
+        self.replay.add(segment)
+        replayed = [self.acer.update(self.replay.sample()) for _ in range(options.acer_replay_ratio)]
         return {
-            "agent_kind": "acer",
-            "policy": policy.state_dict(),
-            "q": q_net.state_dict(),
-            "acer": acer.state_dict(),
+            "perf": perf,
+            "acer": on_policy,
+            "acer_replay": {k: float(np.mean([s[k] for s in replayed])) for k in replayed[0]},
+            "rollout": episodes.summary(),
         }
 
-    run = RunTracker(
-        cfg,
-        out,
-        tb,
-        eval_env,
-        agent=NeuralAgent(policy),
-        learner_state=learner_state,
-        rngs={"torch": gen},
-        checksums=checksums,
-        best=best,
-        record=record,
-    )
-    if not resume:
-        start_run_folder(cfg, out)
-        record["mle"] = clone_summary_behaviour(policy, expert, summary, cfg, gen, tb)
-        acer.average_policy.load_state_dict(policy.state_dict())
-        run.start()
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.state_dict(),
+            "q": self.q_net.state_dict(),
+            "acer": self.acer.state_dict(),
+        }
 
-    vec_env = make_vector_env(
-        cfg.simulator,
-        cfg.num_envs,
-        reward_mode="evaluator",
-        data_dir=cfg.data_dir or None,
-        user_noise=cfg.user_noise,
-    )
-    buffer = RolloutBuffer(cfg.steps_per_env, cfg.num_envs, STATE_DIM, ACTION_DIM)
-    for epoch in run.epochs(start_epoch):
-        started = time.perf_counter()
-        episodes = collect(vec_env, policy.act, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
-        sampled = time.perf_counter()
-        segment = Segment.from_buffer(buffer, summary, policy)
-        tb.scalars("acer", acer.update(segment), epoch + 1)
-        replay.add(segment)
-        replayed = [acer.update(replay.sample()) for _ in range(cfg.acer_replay_ratio)]
-        tb.scalars(
-            "acer_replay", {k: float(np.mean([s[k] for s in replayed])) for k in replayed[0]}, epoch + 1
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.q_net.load_state_dict(state["q"])
+        self.acer.load_state_dict(state["acer"])
+        logger.info("the replay memory starts empty after a resume")
+
+    def close(self) -> None:
+        self.sampler.close()
+
+
+def check_replay(cfg: TrainConfig) -> None:
+    """The replay memory holds whole epochs: at least one."""
+    if cfg.options.acer_replay_size < cfg.steps_per_epoch:
+        raise ConfigError(
+            f"config field 'acer_replay_size' = {cfg.options.acer_replay_size}: expected at least "
+            f"steps_per_epoch ({cfg.steps_per_epoch})"
         )
-        tb.scalars("rollout", episodes.summary(), epoch + 1)
-        run.end_epoch(epoch, started, sampled)
-    vec_env.close()
-    return run.finish()
+
+
+ALGORITHM = Algorithm(
+    "acer",
+    "ACER on summary actions (Wang et al. 2017; Weisz et al. 2018)",
+    ACEROptions,
+    ACERLearner,
+    load_agent,
+    decodes=False,
+    devices=("cpu",),
+    check=check_replay,
+)

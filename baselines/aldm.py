@@ -12,9 +12,9 @@ Per epoch, as in the paper's algorithm box:
 Choices, and why:
 - The policy is the shared ``MultiLabelPolicy`` warm-started by MLE, and step 3 uses the shared PPO update
   (GAE spreads the session reward back over the turns with gamma, lambda) instead of the paper's REINFORCE:
-  the same optimiser as the PPO/GDPL/VRB rows, so the rows differ only in their reward. The run itself is
-  ``vrb.train.train`` with a ``RewardLearner`` plugged in (``SessionReward``): MLE, sampling, evaluation,
-  checkpoints and TensorBoard are the shared ones.
+  the same optimiser as the PPO/GDPL/VRB rows, so the rows differ only in their reward. The learner is
+  ``vrb.learners.PolicyLearner`` with a ``RewardLearner`` plugged in (``SessionReward``): MLE, sampling,
+  evaluation, checkpoints and TensorBoard are the shared ones.
 - The reward is the session's logit rather than the paper's probability D(d): both rank dialogues alike, but
   the probability saturates once D is confident and then no longer tells better dialogues from worse ones.
   Dialogues still running when the epoch's buffer fills get no reward; PPO bootstraps them from V(s').
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,14 +46,32 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
-from envs.multiwoz import data as mw_data
 from envs.multiwoz.vector import ACTION_DIM, USER_ACT_DIM
-from vrb import train as vrb_train
-from vrb.config import TrainConfig
-from vrb.expert import ExpertData, load_expert
-from vrb.ppo import RolloutBuffer, shuffled_indices
+from vrb.algorithms import Algorithm
+from vrb.config import TrainConfig, integer, number, param
+from vrb.expert import ExpertData
+from vrb.learner import RunContext
+from vrb.learners import PolicyLearner
+from vrb.ppo import PPOOptions, RolloutBuffer, shuffled_indices
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ALDMOptions(PPOOptions):
+    """``aldm``: PPO's fields and the session discriminator's."""
+
+    aldm_turn_dim: int = param(64, integer(1), "per-turn embedding of (user acts, system action)")
+    aldm_lstm_hidden: int = param(64, integer(1), "the BiLSTM's hidden units per direction")
+    aldm_lr: float = param(1e-3, number(strict=True), "the discriminator's Adam learning rate")
+    aldm_batch_sessions: int = param(
+        32, integer(1), "policy sessions per step, paired with as many expert ones"
+    )
+    aldm_disc_epochs: int = param(1, integer(1), "passes over each epoch's finished policy sessions")
+    aldm_pretrain_epochs: int = param(
+        20, integer(0), "extra passes before the first reward (the cloned policy's)"
+    )
+
 
 Session = tuple[int, int, int]  # (env, first step, one past the last step) of a finished dialogue in a buffer
 USER_ACTS = slice(0, USER_ACT_DIM)  # the state entries D sees: the user acts of the turn
@@ -75,7 +93,9 @@ class SessionDiscriminator(nn.Module):
         return self.out(outputs.max(dim=1).values).squeeze(-1)
 
 
-def turn_features(states: torch.Tensor, actions: torch.Tensor, state_features: slice = USER_ACTS) -> torch.Tensor:
+def turn_features(
+    states: torch.Tensor, actions: torch.Tensor, state_features: slice = USER_ACTS
+) -> torch.Tensor:
     """What D reads of each turn: the chosen state entries and the action, concatenated."""
     return torch.cat([states[..., state_features], actions], dim=-1)
 
@@ -98,7 +118,9 @@ def finished_sessions(terminated: torch.Tensor, truncated: torch.Tensor) -> list
     return sessions
 
 
-def session_rewards(shape: tuple[int, int], sessions: Sequence[Session], scores: torch.Tensor) -> torch.Tensor:
+def session_rewards(
+    shape: tuple[int, int], sessions: Sequence[Session], scores: torch.Tensor
+) -> torch.Tensor:
     """Rewards [T, num_envs]: each session's score at its last step, zero everywhere else."""
     rewards = torch.zeros(shape, dtype=scores.dtype, device=scores.device)
     for (env, _, stop), score in zip(sessions, scores, strict=True):
@@ -138,7 +160,11 @@ class SessionReward:
             raise ValueError("no expert sessions: build them from the corpus with expert_sessions() first")
         self.discriminator, self.expert = discriminator, list(expert)
         self.optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr)
-        self.batch_sessions, self.disc_epochs, self.pretrain_epochs = batch_sessions, disc_epochs, pretrain_epochs
+        self.batch_sessions, self.disc_epochs, self.pretrain_epochs = (
+            batch_sessions,
+            disc_epochs,
+            pretrain_epochs,
+        )
         self.generator, self.state_features = generator, state_features
         self.updates = 0
         self._expert_order = torch.empty(0, dtype=torch.long)
@@ -146,11 +172,18 @@ class SessionReward:
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, expert: ExpertData) -> SessionReward:
-        discriminator = SessionDiscriminator(USER_ACT_DIM + ACTION_DIM, cfg.aldm_turn_dim, cfg.aldm_lstm_hidden)
+        options = cfg.options
+        discriminator = SessionDiscriminator(
+            USER_ACT_DIM + ACTION_DIM, options.aldm_turn_dim, options.aldm_lstm_hidden
+        )
         sessions = [s.to(cfg.device) for s in expert_sessions(expert)]
         return cls(
-            discriminator.to(cfg.device), sessions, lr=cfg.aldm_lr, batch_sessions=cfg.aldm_batch_sessions,
-            disc_epochs=cfg.aldm_disc_epochs, pretrain_epochs=cfg.aldm_pretrain_epochs,
+            discriminator.to(cfg.device),
+            sessions,
+            lr=options.aldm_lr,
+            batch_sessions=options.aldm_batch_sessions,
+            disc_epochs=options.aldm_disc_epochs,
+            pretrain_epochs=options.aldm_pretrain_epochs,
             generator=torch.Generator().manual_seed(cfg.seed),
         )
 
@@ -159,14 +192,19 @@ class SessionReward:
         if not sessions:
             buffer.set_rewards(torch.zeros_like(buffer.rewards))
             return {"sessions": 0.0}
-        turns = [turn_features(buffer.states[a:b, env], buffer.actions[a:b, env], self.state_features)
-                 for env, a, b in sessions]
+        turns = [
+            turn_features(buffer.states[a:b, env], buffer.actions[a:b, env], self.state_features)
+            for env, a, b in sessions
+        ]
         passes = self.disc_epochs + (self.pretrain_epochs if self.updates == 0 else 0)
         stats = self.update(turns, passes)
         scores = self.score(turns)
         buffer.set_rewards(session_rewards(tuple(buffer.rewards.shape), sessions, scores))
-        return stats | {"sessions": float(len(sessions)), "reward_mean": scores.mean().item(),
-                        "session_turns": float(np.mean([b - a for _, a, b in sessions]))}
+        return stats | {
+            "sessions": float(len(sessions)),
+            "reward_mean": scores.mean().item(),
+            "session_turns": float(np.mean([b - a for _, a, b in sessions])),
+        }
 
     def update(self, policy: Sequence[torch.Tensor], passes: int) -> dict[str, float]:
         """``passes`` shuffled passes over the policy sessions, each batch against as many expert sessions."""
@@ -175,8 +213,9 @@ class SessionReward:
         steps = 0
         for _ in range(passes):
             for idx in shuffled_indices(len(policy), self.generator, "cpu").split(self.batch_sessions):
-                for key, value in self._step([policy[i] for i in idx.tolist()],
-                                             self._sample_expert(len(idx))).items():
+                for key, value in self._step(
+                    [policy[i] for i in idx.tolist()], self._sample_expert(len(idx))
+                ).items():
                     totals[key] += value
                 steps += 1
         self.updates += 1
@@ -192,8 +231,12 @@ class SessionReward:
         with torch.no_grad():
             probs = torch.sigmoid(logits)
             accuracy = ((logits > 0).float() == labels).float().mean()
-        return {"loss": loss.item(), "accuracy": accuracy.item(), "d_expert": probs[: len(expert)].mean().item(),
-                "d_policy": probs[len(expert):].mean().item()}
+        return {
+            "loss": loss.item(),
+            "accuracy": accuracy.item(),
+            "d_expert": probs[: len(expert)].mean().item(),
+            "d_policy": probs[len(expert) :].mean().item(),
+        }
 
     @torch.no_grad()
     def score(self, sessions: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -209,14 +252,19 @@ class SessionReward:
                 self._expert_order = shuffled_indices(len(self.expert), self.generator, "cpu")
                 self._expert_cursor = 0
             take = min(n - len(picked), len(self._expert_order) - self._expert_cursor)
-            picked += self._expert_order[self._expert_cursor:self._expert_cursor + take].tolist()
+            picked += self._expert_order[self._expert_cursor : self._expert_cursor + take].tolist()
             self._expert_cursor += take
         return [self.expert[i] for i in picked]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"discriminator": self.discriminator.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "updates": self.updates,
-                "expert_order": self._expert_order, "expert_cursor": self._expert_cursor}
+        return {
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "updates": self.updates,
+            "expert_order": self._expert_order,
+            "expert_cursor": self._expert_cursor,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.discriminator.load_state_dict(state["discriminator"])
@@ -226,10 +274,19 @@ class SessionReward:
         self._expert_order, self._expert_cursor = state["expert_order"], int(state["expert_cursor"])
 
 
-def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
-    """``vrb.train``'s run with the session discriminator's reward; what ``--algo aldm`` calls."""
-    data = mw_data.load(cfg.data_dir or None)
-    torch.manual_seed(cfg.seed)  # the discriminator's initial weights
-    reward = SessionReward.from_config(cfg, load_expert(data, data.training_split()))
+def make_learner(ctx: RunContext) -> PolicyLearner:
+    """The shared PPO learner with the session discriminator's reward. D draws its initial weights first; the
+    policy then starts from the same weights as every other learner of this seed."""
+    reward = SessionReward.from_config(ctx.cfg, ctx.expert)
     logger.info("ALDM: %d expert sessions for the discriminator", len(reward.expert))
-    return vrb_train.train(cfg, out, resume, reward_learner=reward)
+    torch.manual_seed(ctx.cfg.seed)
+    return PolicyLearner(ctx, reward)
+
+
+ALGORITHM = Algorithm(
+    "aldm",
+    "PPO on a BiLSTM discriminator of whole dialogues (Liu & Lane 2018)",
+    ALDMOptions,
+    make_learner,
+    learns_reward=True,
+)

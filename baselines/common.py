@@ -1,4 +1,4 @@
-"""What the ACER and GP-MBCM baselines share: summary actions and the run folder's bookkeeping.
+"""What the ACER and GP-MBCM baselines share: summary actions, a softmax policy over them and its cloning.
 
 Summary actions are the K most frequent act combinations (whole 209-act multi-hot vectors) of the expert
 corpus, most frequent first, like the summary actions of Weisz et al. (2018) and Gasic et al. (2015) but read
@@ -10,16 +10,22 @@ more frequent) when a summary label is needed for warm-starting.
 
 from __future__ import annotations
 
-import json
+import copy
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from vrb.config import TrainConfig
+from envs.multiwoz.vector import STATE_DIM
+from vrb.expert import ExpertData
+from vrb.learners import MLE_HOLDOUT_FRACTION
+from vrb.logger import RunLogger
+from vrb.policy import mlp
+from vrb.ppo import shuffled_indices
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +71,92 @@ class SummaryActions:
         return exact.float().argmax(-1)
 
 
-def start_run_folder(cfg: TrainConfig, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+def request_answers(user_act_vocab: list[str], sys_act_vocab: list[str]) -> np.ndarray:
+    """Per user act: the system act answering it if it is a request (D-Request-S-? -> D-Inform-S-1), or -1."""
+    sys_index = {act: i for i, act in enumerate(sys_act_vocab)}
+    answers = []
+    for act in user_act_vocab:
+        domain, intent, slot = act.split("-")[:3]
+        answers.append(sys_index.get(f"{domain}-Inform-{slot}-1", -1) if intent == "Request" else -1)
+    return np.array(answers, dtype=np.int64)
+
+
+class SummaryPolicy(nn.Module):
+    """Softmax over summary actions that acts with their 209-act vectors, so vrb's sampling and NeuralAgent
+    drive it like a MultiLabelPolicy (``act`` decodes: ``greedy`` takes the most probable, any other decoder
+    samples; ``greedy()`` is the most probable)."""
+
+    def __init__(
+        self,
+        vectors: np.ndarray | torch.Tensor,
+        state_dim: int = STATE_DIM,
+        hidden_sizes: tuple[int, ...] = (100, 100),
+    ):
+        super().__init__()
+        self.register_buffer("vectors", torch.as_tensor(vectors, dtype=torch.float32))
+        self.net = mlp([state_dim, *hidden_sizes, self.vectors.shape[0]])
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        """Logits over summary actions."""
+        return self.net(states)
+
+    @torch.no_grad()
+    def act(
+        self,
+        states: torch.Tensor,
+        generator: torch.Generator | None = None,
+        decoder: str = "sample",
+        fallback: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        log_probs = torch.log_softmax(self(states), -1)
+        if decoder == "greedy":
+            index = log_probs.argmax(-1, keepdim=True)
+        else:
+            index = torch.multinomial(log_probs.exp(), 1, generator=generator)
+        return self.vectors[index.squeeze(-1)], log_probs.gather(-1, index).squeeze(-1)
+
+    @torch.no_grad()
+    def greedy(self, states: torch.Tensor) -> torch.Tensor:
+        return self.vectors[self(states).argmax(-1)]
+
+
+def clone_summary_behaviour(
+    policy: SummaryPolicy,
+    expert: ExpertData,
+    summary: SummaryActions,
+    gen: torch.Generator,
+    tb: RunLogger,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+) -> dict[str, float]:
+    """Cross-entropy on corpus turns labelled with their nearest summary action; a dialogue-level hold-out
+    picks the epoch (as the multi-label MLE of vrb.learners does)."""
+    labels = torch.as_tensor(summary.nearest(expert.actions))
+    states = torch.as_tensor(expert.states)
+    holdout = torch.as_tensor(np.asarray(expert.dialogue_index) % round(1 / MLE_HOLDOUT_FRACTION) == 0)
+    train_s, train_y, val_s, val_y = states[~holdout], labels[~holdout], states[holdout], labels[holdout]
+    optimizer = torch.optim.RMSprop(policy.parameters(), lr=lr, weight_decay=weight_decay)
+    best_loss, best_state, result = float("inf"), None, {}
+    for epoch in range(epochs):
+        for idx in shuffled_indices(len(train_s), gen, "cpu").split(batch_size):
+            loss = F.cross_entropy(policy(train_s[idx]), train_y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            logits = policy(val_s)
+            record = {
+                "val_loss": F.cross_entropy(logits, val_y).item(),
+                "val_accuracy": (logits.argmax(-1) == val_y).float().mean().item(),
+            }
+        tb.scalars("mle", record, epoch)
+        if record["val_loss"] < best_loss:
+            best_loss, best_state, result = record["val_loss"], copy.deepcopy(policy.state_dict()), record
+    policy.load_state_dict(best_state)
+    logger.info(
+        "summary-action MLE: held-out loss %.3f, accuracy %.3f", result["val_loss"], result["val_accuracy"]
+    )
+    return result | {"summary_coverage": summary.coverage}

@@ -1,71 +1,58 @@
 """GP-MBCM (Gasic et al. 2015): GP-SARSA Q-functions per domain, combined by a Bayesian committee machine.
 
 Summary actions: the ``gp_num_actions`` most frequent act combinations of the corpus
-(``baselines.common.SummaryActions``). Summary action k is the 209-act vector ``vectors[k]``; the environment
-lexicalises it from the database (entity names, counts, booking references) like any neural policy's action.
-With the default 30 (35% of the corpus turns exactly) they range from {general-bye} and {Booking-Book-Ref-1,
-general-reqmore} to {Taxi-Inform-Car-1, Taxi-Inform-Phone-1}, which is sent as [["Inform", "Taxi", "Car", <a
-car from the taxi table>], ["Inform", "Taxi", "Phone", <its phone number>]], and {Train-Request-Depart-?}. All
-committee members share this action set and the BCM combines their estimates of the same summary action.
-One more summary action (the last index) is state-dependent, like Gasic et al.'s summary actions that a
-heuristic turns into a full act: "answer the requests" sends Domain-Inform-Slot-1 for every
-Domain-Request-Slot the user's last turn holds (where the system vocabulary has that act), and nothing when
-there is none. The fixed combinations alone cannot answer most requests (30 of them hold no hotel address,
-for instance): without it the default run stayed below 10% validation success, with it it passes 70%.
+(``baselines.common.SummaryActions``); summary action k is the 209-act vector ``vectors[k]``, lexicalised by the
+environment like any neural policy's action. The default 30 (35% of the corpus turns exactly) range from
+{general-bye} and {Booking-Book-Ref-1, general-reqmore} to {Taxi-Inform-Car-1, Taxi-Inform-Phone-1}. One more
+summary action (the last index) is state-dependent, like Gasic et al.'s heuristic summary actions: "answer the
+requests" sends Domain-Inform-Slot-1 for every Domain-Request-Slot of the user's last turn (where the system
+vocabulary has that act). The fixed combinations alone cannot answer most requests: without it the default run
+stayed below 10% validation success, with it it passes 70%.
 
-Kernel on (belief state, summary action): k((b, a), (b', a')) = s2 exp(-|b - b'|^2 / (2 l^2)) * delta(a, a'),
-where b is the 340-dim 0/1 state vector (for 0/1 vectors |b - b'|^2 is the Hamming distance), s2 =
-``gp_signal_var`` and l = ``gp_length_scale``. The delta kernel makes the GP over (b, a) a set of independent
-GPs over b, one per summary action, which is how it is stored.
+Kernel on (belief state, summary action): k((b, a), (b', a')) = s2 exp(-|b - b'|^2 / (2 l^2)) * delta(a, a') on
+the 340-dim 0/1 state (|b - b'|^2 is the Hamming distance), s2 = ``gp_signal_var``, l = ``gp_length_scale``;
+the delta kernel makes it one independent GP over b per summary action, which is how it is stored.
 
-GP-SARSA with Engel et al.'s Monte-Carlo noise model (noise covariance s_n^2 H H^T for an episode's band
-matrix H of (1, -gamma)): H is invertible for a complete dialogue, and the posterior reduces exactly to GP
-regression of the discounted returns-to-go G_t on (b_t, a_t) with i.i.d. noise s_n^2
-(``tests/test_gp_mbcm.py`` checks this against the H form). Sparse as in GP-SARSA: a point joins the
-dictionary D only when approximate linear dependence fails, delta = k(x, x) - k_D(x)^T K_D^{-1} k_D(x) >
-``gp_ald_threshold`` * s2 (and D holds fewer than ``gp_max_dictionary`` points); every point x is
-represented by a = K_D^{-1} k_D(x) (a unit vector when it joined D), and only S = A^T A and g = A^T G are
-kept. Posterior at x with k = k_D(x):
+GP-SARSA with Engel et al.'s Monte-Carlo noise model (covariance s_n^2 H H^T for an episode's band matrix H of
+(1, -gamma)): H is invertible for a complete dialogue, so the posterior is exactly GP regression of the
+discounted returns-to-go G_t on (b_t, a_t) with i.i.d. noise s_n^2 (``tests/test_gp_mbcm.py`` checks this
+against the H form). Sparse as in GP-SARSA: a point joins the dictionary D only when approximate linear
+dependence fails, delta = k(x, x) - k_D(x)^T K_D^{-1} k_D(x) > ``gp_ald_threshold`` * s2 (and D holds fewer
+than ``gp_max_dictionary`` points); every point is represented by a = K_D^{-1} k_D(x), and only S = A^T A and
+g = A^T G are kept. Posterior at x with k = k_D(x):
 
     mean = k^T (S K_D + s_n^2 I)^{-1} g,    variance = k(x, x) - k^T (S K_D + s_n^2 I)^{-1} S k.
 
-Committee: one member per domain of the user-act vocabulary plus ``general`` (before any domain is named). A
-turn's data trains the member of the domain the user is talking about (the domain of the most user acts in the
-state, carried over from earlier turns when the user names none). Every member estimates Q(b, a) for every
-state; the BCM (Tresp 2000) combines M estimates with prior variance k(x, x):
-
-    var^-1 = sum_i var_i^-1 - (M - 1) / k(x, x),    mean = var * sum_i mean_i / var_i,
-
-so members that have seen similar states dominate. The GPs model Q - m0 with a constant prior mean m0 =
-``gp_prior_mean`` (about the return of a failed dialogue), so that a summary action never tried in similar
-states looks poor to the greedy policy instead of better than every tried one. Acting: Thompson sampling
-(argmax of mean + sd * N(0, 1) per summary action) while learning, argmax of the mean for evaluation.
-Learning is online per epoch: sample ``steps_per_epoch`` steps (``vrb.sampling.collect``, evaluator
-rewards), add the completed dialogues (a dialogue still running when the epoch's sampling stops has no
-return yet and is dropped), recompute the posteriors. No warm start: Gasic et al. learn from scratch.
+Committee: one member per domain of the user-act vocabulary plus ``general``; a turn trains the member of the
+domain the user is talking about (the domain of the most user acts in the state, carried over when the user
+names none). Every member estimates Q(b, a) everywhere; the BCM (Tresp 2000) combines M estimates with prior
+variance k(x, x): var^-1 = sum_i var_i^-1 - (M - 1) / k(x, x), mean = var * sum_i mean_i / var_i. The GPs model
+Q - m0 with a constant prior mean m0 = ``gp_prior_mean`` (about the return of a failed dialogue), so that an
+untried summary action looks poor rather than best. Acting: Thompson sampling while learning, argmax of the
+mean for evaluation. Learning is online per epoch: sample ``steps_per_epoch`` steps (the env's reward
+``env_reward``), add the completed dialogues (one still running has no return yet and is dropped), recompute
+the posteriors. No warm start: Gasic et al. learn from scratch.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from baselines.common import SummaryActions, start_run_folder
+from baselines.common import SummaryActions, request_answers
 from envs.dialogue_env import DialogueEnv
-from envs.multiwoz import data as mw_data
-from envs.multiwoz.vector import ACTION_DIM, STATE_DIM, USER_ACT_DIM, USER_OFFSET
-from vrb.checkpoint import Checkpoint, restore_rng_states
-from vrb.config import TrainConfig
-from vrb.expert import load_expert
-from vrb.logger import RunLogger
+from envs.multiwoz.vector import STATE_DIM, USER_ACT_DIM, USER_OFFSET
+from vrb.algorithms import Algorithm
+from vrb.checkpoint import Checkpoint
+from vrb.config import AlgoOptions, TrainConfig, integer, number, param
+from vrb.learner import RunContext
 from vrb.ppo import RolloutBuffer
-from vrb.sampling import collect, epoch_seeds, make_vector_env
-from vrb.train import RunTracker, resume_checkpoint
+from vrb.sampling import EpochSampler
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +85,21 @@ def discounted_returns(rewards: np.ndarray, done: np.ndarray, gamma: float) -> t
         running = np.where(done[t], 0.0, running) * gamma + rewards[t]
         returns[t], complete[t] = running, ended
     return returns, complete
+
+
+@dataclass(frozen=True)
+class GPOptions(AlgoOptions):
+    """``gp_mbcm``: its own fields (the run's shared fields are in ``vrb.config.TrainConfig``)."""
+
+    gp_num_actions: int = param(30, integer(1), "summary actions: the most frequent corpus act combinations")
+    gp_length_scale: float = param(3.0, number(strict=True), "l of the kernel exp(-hamming(b, b') / (2 l^2))")
+    gp_prior_mean: float = param(
+        -20.0, number(-math.inf), "prior mean of Q: about the return of a failed dialogue"
+    )
+    gp_signal_var: float = param(100.0, number(strict=True), "prior variance of Q")
+    gp_noise_var: float = param(100.0, number(strict=True), "sigma^2 of GP-SARSA's noise model")
+    gp_ald_threshold: float = param(0.1, number(0, 1), "approximate linear dependence, relative to the prior")
+    gp_max_dictionary: int = param(100, integer(1), "points per committee member and summary action")
 
 
 class SparseGP:
@@ -188,7 +190,7 @@ class Committee:
     """One SparseGP per (member domain, summary action); Q(b, .) is their BCM combination over members."""
 
     def __init__(
-        self, members: tuple[str, ...], summary: SummaryActions, answers: np.ndarray, cfg: TrainConfig
+        self, members: tuple[str, ...], summary: SummaryActions, answers: np.ndarray, cfg: GPOptions
     ):
         self.members, self.vectors, self.answers = members, summary.vectors, answers
         self.num_actions = len(summary) + 1  # the fixed combinations, then "answer the requests"
@@ -326,16 +328,6 @@ class GreedyAgent:
         return self.committee.action_vectors(observation[None], mean.argmax(1))[0].astype(np.int8)
 
 
-def request_answers(user_act_vocab: list[str], sys_act_vocab: list[str]) -> np.ndarray:
-    """Per user act: the system act answering it if it is a request (D-Request-S-? -> D-Inform-S-1), or -1."""
-    sys_index = {act: i for i, act in enumerate(sys_act_vocab)}
-    answers = []
-    for act in user_act_vocab:
-        domain, intent, slot = act.split("-")[:3]
-        answers.append(sys_index.get(f"{domain}-Inform-{slot}-1", -1) if intent == "Request" else -1)
-    return np.array(answers, dtype=np.int64)
-
-
 def committee_members(user_act_vocab: list[str]) -> tuple[tuple[str, ...], np.ndarray]:
     """Member names (``general`` first, then the vocabulary's domains) and each user act's member index."""
     domains = [act.split("-")[0].lower() for act in user_act_vocab]
@@ -379,76 +371,68 @@ def learn_from(
     }
 
 
-def agent_from_checkpoint(checkpoint: Checkpoint) -> GreedyAgent:
+def load_agent(
+    checkpoint: Checkpoint, cfg: TrainConfig, decoder: str | None, sample_seed: int
+) -> GreedyAgent:
     """The greedy committee policy of a GP-MBCM checkpoint (what ``vrb.evaluate --checkpoint`` runs)."""
     state = checkpoint.state["committee"]
     summary = SummaryActions(state["vectors"].numpy(), coverage=float("nan"))
-    committee = Committee(
-        tuple(state["members"]), summary, state["answers"].numpy(), checkpoint.train_config()
-    )
+    committee = Committee(tuple(state["members"]), summary, state["answers"].numpy(), cfg.options)
     committee.load_state_dict(state)
     return GreedyAgent(committee)
 
 
-def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
-    torch.set_num_threads(cfg.torch_threads)
-    torch.set_flush_denormal(cfg.flush_denormal)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    data = mw_data.load(cfg.data_dir or None)
-    checksums = mw_data.verify(data.root)
-    expert = load_expert(data, data.training_split())
-    summary = SummaryActions.from_corpus(expert.actions, cfg.gp_num_actions)
-    members, act_member = committee_members(list(data.usr_act_vocab))
-    committee = Committee(
-        members, summary, request_answers(list(data.usr_act_vocab), list(data.sys_act_vocab)), cfg
-    )
-    eval_env = DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir or None, user_noise=cfg.user_noise)
+class GPLearner:
+    """Per epoch: Thompson-sampled dialogues, their returns added to the committee, posteriors recomputed."""
 
-    start_epoch, best = 0, {"success": -1.0}
-    record: dict[str, Any] = {
-        "training_split": expert.split,
-        "summary_actions": len(summary),
-        "summary_coverage": summary.coverage,
-        "members": list(members),
-    }
-    if resume:
-        checkpoint = resume_checkpoint(cfg, out)
-        committee.load_state_dict(checkpoint.state["committee"])
-        restore_rng_states({"torch": gen}, checkpoint.rng_states)
-        start_epoch, best, record = checkpoint.epoch + 1, checkpoint.state["best"], checkpoint.state["record"]
-    tb = RunLogger(out, purge_step=start_epoch + 1 if resume else None)
-    run = RunTracker(
-        cfg,
-        out,
-        tb,
-        eval_env,
-        agent=GreedyAgent(committee),
-        rngs={"torch": gen},
-        checksums=checksums,
-        best=best,
-        record=record,
-        learner_state=lambda: {"agent_kind": "gp_mbcm", "committee": committee.state_dict()},
-    )
-    if not resume:
-        start_run_folder(cfg, out)
-        run.start()
+    online = True
 
-    vec_env = make_vector_env(
-        cfg.simulator,
-        cfg.num_envs,
-        reward_mode="evaluator",
-        data_dir=cfg.data_dir or None,
-        user_noise=cfg.user_noise,
-    )
-    buffer = RolloutBuffer(cfg.steps_per_env, cfg.num_envs, STATE_DIM, ACTION_DIM)
-    actor = ThompsonActor(committee)
-    for epoch in run.epochs(start_epoch):
-        started = time.perf_counter()
-        episodes = collect(vec_env, actor.act, buffer, epoch_seeds(cfg.seed, epoch, cfg.num_envs), gen)
-        sampled = time.perf_counter()
-        taken, actor.taken = np.stack(actor.taken), []
-        tb.scalars("gp", learn_from(committee, buffer, taken, act_member, cfg.gamma), epoch + 1)
-        tb.scalars("rollout", episodes.summary(), epoch + 1)
-        run.end_epoch(epoch, started, sampled)
-    vec_env.close()
-    return run.finish()
+    def __init__(self, ctx: RunContext):
+        cfg, options, data = ctx.cfg, ctx.cfg.options, ctx.data
+        self.ctx = ctx
+        self.summary = SummaryActions.from_corpus(ctx.expert.actions, options.gp_num_actions)
+        self.members, self.act_member = committee_members(list(data.usr_act_vocab))
+        answers = request_answers(list(data.usr_act_vocab), list(data.sys_act_vocab))
+        self.committee = Committee(self.members, self.summary, answers, options)
+        self.agent = GreedyAgent(self.committee)
+        self.actor = ThompsonActor(self.committee)
+        self.sampler = EpochSampler(cfg)
+        self.buffer = self.sampler.buffer
+
+    def start(self) -> dict[str, Any]:
+        """No warm start: Gasic et al. learn from scratch."""
+        return {
+            "summary_actions": len(self.summary),
+            "summary_coverage": self.summary.coverage,
+            "members": list(self.members),
+        }
+
+    def learn(self, epoch: int) -> dict[str, dict[str, float]]:
+        cfg = self.ctx.cfg
+        episodes, perf = self.sampler.sample(self.actor.act, epoch, self.ctx.generator)
+        taken, self.actor.taken = np.stack(self.actor.taken), []
+        return {
+            "perf": perf,
+            "gp": learn_from(self.committee, self.buffer, taken, self.act_member, cfg.gamma),
+            "rollout": episodes.summary(),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"committee": self.committee.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.committee.load_state_dict(state["committee"])
+
+    def close(self) -> None:
+        self.sampler.close()
+
+
+ALGORITHM = Algorithm(
+    "gp_mbcm",
+    "GP-SARSA per domain combined by a Bayesian committee machine (Gasic et al. 2015)",
+    GPOptions,
+    GPLearner,
+    load_agent,
+    decodes=False,
+    devices=("cpu",),
+)

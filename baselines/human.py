@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import random
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
+from envs.acts import Act
+from envs.fileio import write_json
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.db import Database
 from envs.multiwoz.evaluator import (
@@ -48,17 +48,19 @@ from envs.multiwoz.evaluator import (
     Evaluator,
     summarize,
 )
-from vrb.evaluate import confidence_interval, format_table
+from vrb.evaluate import ci95, format_table
 
 logger = logging.getLogger(__name__)
 
 UNKNOWN = "?"  # a requested slot nobody has answered yet, as the agenda user writes it
 BOOKING_FLAGS = ("invalid", "pre_invalid")  # corpus bookkeeping inside ``goal[domain]["book"]``
 BOOKED_KEY = {"hotel": "name", "restaurant": "name", "train": "trainID"}  # metadata booked entry -> DB field
-DISAMBIGUATING_SLOTS = ("day", "departure", "destination")  # belief-state slots that pick one of a train ID's runs
+DISAMBIGUATING_SLOTS = (
+    "day",
+    "departure",
+    "destination",
+)  # belief-state slots that pick one of a train ID's runs
 SPLITS = ("train", "val", "test")
-
-Act = list[str]
 
 
 def corpus_goal(goal: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -119,7 +121,9 @@ class ReferenceResolver:
     def _best(self, domain: str, candidates: list[int], semi: Mapping[str, str]) -> int:
         def agreement(i: int) -> int:
             record = self.records[domain][i]
-            return sum(_normal(semi.get(slot, "")) == _normal(record.get(slot, "")) for slot in DISAMBIGUATING_SLOTS)
+            return sum(
+                _normal(semi.get(slot, "")) == _normal(record.get(slot, "")) for slot in DISAMBIGUATING_SLOTS
+            )
 
         return max(candidates, key=agreement)
 
@@ -198,10 +202,12 @@ def score_corpus(corpus: Mapping[str, Mapping[str, Any]], db: Database, seed: in
     metrics: list[DialogueMetrics] = []
     for dialogue in corpus.values():
         metrics.append(score_dialogue(dialogue, evaluator, resolver, rng, references))
-    per_dialogue = [{"id": dialogue_id, **dataclasses.asdict(m)} for dialogue_id, m in zip(corpus, metrics, strict=True)]
+    per_dialogue = [
+        {"id": dialogue_id, **dataclasses.asdict(m)} for dialogue_id, m in zip(corpus, metrics, strict=True)
+    ]
     summary = summarize(metrics) | {
-        "success_ci95": confidence_interval([m.success for m in metrics]),
-        "paper_success_ci95": confidence_interval([m.paper_success for m in metrics]),
+        "success_ci95": ci95([m.success for m in metrics]),
+        "paper_success_ci95": ci95([m.paper_success for m in metrics]),
     }
     return HumanResult(summary, per_dialogue, dict(references))
 
@@ -216,8 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         data = mw_data.load(args.data_dir)
         if not data.has_split(args.split):
-            raise mw_data.DataError(f"split {args.split!r} is not in {data.root}; expected one of "
-                                    f"{[s for s in SPLITS if data.has_split(s)]}")
+            raise mw_data.DataError(
+                f"split {args.split!r} is not in {data.root}; expected one of "
+                f"{[s for s in SPLITS if data.has_split(s)]}"
+            )
         corpus = data.corpus(args.split)
         db = Database.from_data(data)
     except (mw_data.DataError, OSError) as exc:
@@ -227,22 +235,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = result.summary
     print(f"Human: {len(corpus)} corpus dialogues of the {args.split} split")
     print(format_table(summary))
-    print(f"success 95% CI: ±{summary['success_ci95']:.3f} (ConvLab-2), ±{summary['paper_success_ci95']:.3f} (papers)")
+    print(
+        f"success 95% CI: ±{summary['success_ci95']:.3f} (ConvLab-2), ±{summary['paper_success_ci95']:.3f} (papers)"
+    )
     print("booking references: " + ", ".join(f"{k} {v}" for k, v in sorted(result.references.items())))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"source": "human", "split": args.split, "summary": summary, "references": result.references,
-                   "dialogues": result.dialogues}
-        out.write_text(json.dumps(payload, indent=1, default=_jsonable))
-        print(f"wrote {out}")
+        payload = {
+            "source": "human",
+            "split": args.split,
+            "summary": summary,
+            "references": result.references,
+            "dialogues": result.dialogues,
+        }
+        write_json(args.out, payload)
+        print(f"wrote {args.out}")
     return 0
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 if __name__ == "__main__":

@@ -73,7 +73,9 @@ def rule_driver(env: DialogueEnv) -> tuple[Driver, Callable[[], None]]:
     return (lambda e: e.step_acts(policy.act(e.state, e.rng))), policy.reset
 
 
-def run_steps(env: DialogueEnv, step: Driver, on_reset: Callable[[], None], steps: int, first_seed: int) -> dict:
+def run_steps(
+    env: DialogueEnv, step: Driver, on_reset: Callable[[], None], steps: int, first_seed: int
+) -> dict:
     """``steps`` steps through consecutive dialogue seeds, resets included in the timed loop."""
     seed, resets, rounds = first_seed, 0, 0
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -88,10 +90,17 @@ def run_steps(env: DialogueEnv, step: Driver, on_reset: Callable[[], None], step
             env.reset(seed=seed)
             on_reset()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return {"steps": steps, "dialogues_finished": resets, "mean_rounds": round(rounds / max(resets, 1), 2),
-            "seconds": round(elapsed, 3), "steps_per_s": round(steps / elapsed, 1),
-            "us_per_step": round(1e6 * elapsed / steps, 1), "cpu_seconds": round(cpu, 3),
-            "steps_per_cpu_s": round(steps / cpu, 1), "cpu_us_per_step": round(1e6 * cpu / steps, 1)}
+    return {
+        "steps": steps,
+        "dialogues_finished": resets,
+        "mean_rounds": round(rounds / max(resets, 1), 2),
+        "seconds": round(elapsed, 3),
+        "steps_per_s": round(steps / elapsed, 1),
+        "us_per_step": round(1e6 * elapsed / steps, 1),
+        "cpu_seconds": round(cpu, 3),
+        "steps_per_cpu_s": round(steps / cpu, 1),
+        "cpu_us_per_step": round(1e6 * cpu / steps, 1),
+    }
 
 
 def bench_single(policy: str, steps: int, data_dir: str | None) -> dict:
@@ -103,7 +112,11 @@ def bench_single(policy: str, steps: int, data_dir: str | None) -> dict:
         step, on_reset = rule_driver(env)
     run_steps(env, step, on_reset, warm_up, first_seed=10**6)  # warm caches (memoised queries)
     result = run_steps(env, step, on_reset, steps, first_seed=0)
-    return {"policy": policy, **result, "speedup_vs_convlab2": round(result["steps_per_s"] / CONVLAB2_STEPS_PER_S)}
+    return {
+        "policy": policy,
+        **result,
+        "speedup_vs_convlab2": round(result["steps_per_s"] / CONVLAB2_STEPS_PER_S),
+    }
 
 
 def bench_vector(workers: int, steps: int, data_dir: str | None) -> dict:
@@ -125,8 +138,14 @@ def bench_vector(workers: int, steps: int, data_dir: str | None) -> dict:
     finally:
         envs.close()
     total = iterations * workers
-    return {"workers": workers, "steps": total, "dialogues_finished": finished, "seconds": round(elapsed, 3),
-            "steps_per_s": round(total / elapsed, 1), "steps_per_s_per_worker": round(total / elapsed / workers, 1)}
+    return {
+        "workers": workers,
+        "steps": total,
+        "dialogues_finished": finished,
+        "seconds": round(elapsed, 3),
+        "steps_per_s": round(total / elapsed, 1),
+        "steps_per_s_per_worker": round(total / elapsed / workers, 1),
+    }
 
 
 def _function_name(key: tuple[str, int, str]) -> str:
@@ -135,7 +154,7 @@ def _function_name(key: tuple[str, int, str]) -> str:
         return name  # a builtin, e.g. "<method 'sample' of '_random.Random' objects>"
     path = Path(filename)
     parts = path.parts
-    short = "/".join(parts[parts.index("envs"):]) if "envs" in parts else path.name
+    short = "/".join(parts[parts.index("envs") :]) if "envs" in parts else path.name
     return f"{short}:{line}({name})"
 
 
@@ -143,7 +162,9 @@ def profile(policy: str, steps: int, data_dir: str | None) -> dict:
     """cProfile of a single-process run; the top functions by cumulative time, as a table."""
     env = DialogueEnv(data_dir=data_dir)
     warm_up = min(steps, 500)
-    step, on_reset = (random_driver(1, warm_up + steps), (lambda: None)) if policy == "random" else rule_driver(env)
+    step, on_reset = (
+        (random_driver(1, warm_up + steps), (lambda: None)) if policy == "random" else rule_driver(env)
+    )
     run_steps(env, step, on_reset, warm_up, first_seed=10**6)
     profiler = cProfile.Profile()
     profiler.enable()
@@ -157,33 +178,50 @@ def profile(policy: str, steps: int, data_dir: str | None) -> dict:
         name = _function_name(key)
         if name.startswith(("benchmarks/", "bench_env.py", "<")) and "method" not in name:
             continue  # the benchmark's own loop and interpreter frames
-        rows.append({"function": name, "calls": ncalls, "tottime_s": round(tottime, 3),
-                     "cumtime_s": round(cumtime, 3), "cum_share": round(cumtime / total, 3)})
+        rows.append(
+            {
+                "function": name,
+                "calls": ncalls,
+                "tottime_s": round(tottime, 3),
+                "cumtime_s": round(cumtime, 3),
+                "cum_share": round(cumtime / total, 3),
+            }
+        )
         if len(rows) == PROFILE_ROWS:
             break
     return {"policy": policy, "steps": steps, "profiled_seconds": round(total, 3), "top_cumulative": rows}
 
 
 def format_tables(results: dict) -> str:
-    lines = [f"{'policy':<8} {'steps':>7} {'steps/s':>9} {'µs/step':>8} {'steps/CPU-s':>11} {'CPU µs/step':>11} "
-             f"{'rounds':>6} {'× ConvLab-2':>11}"]
+    lines = [
+        f"{'policy':<8} {'steps':>7} {'steps/s':>9} {'µs/step':>8} {'steps/CPU-s':>11} {'CPU µs/step':>11} "
+        f"{'rounds':>6} {'× ConvLab-2':>11}"
+    ]
     for row in results["single_process"]:
-        lines.append(f"{row['policy']:<8} {row['steps']:>7} {row['steps_per_s']:>9.0f} {row['us_per_step']:>8.0f} "
-                     f"{row['steps_per_cpu_s']:>11.0f} {row['cpu_us_per_step']:>11.0f} "
-                     f"{row['mean_rounds']:>6.2f} {row['speedup_vs_convlab2']:>11}")
+        lines.append(
+            f"{row['policy']:<8} {row['steps']:>7} {row['steps_per_s']:>9.0f} {row['us_per_step']:>8.0f} "
+            f"{row['steps_per_cpu_s']:>11.0f} {row['cpu_us_per_step']:>11.0f} "
+            f"{row['mean_rounds']:>6.2f} {row['speedup_vs_convlab2']:>11}"
+        )
     lines.append("")
     lines.append(f"{'workers':>7} {'steps':>7} {'steps/s':>9} {'per worker':>10}")
     for row in results["async_vector_env"]:
-        lines.append(f"{row['workers']:>7} {row['steps']:>7} {row['steps_per_s']:>9.0f} "
-                     f"{row['steps_per_s_per_worker']:>10.0f}")
+        lines.append(
+            f"{row['workers']:>7} {row['steps']:>7} {row['steps_per_s']:>9.0f} "
+            f"{row['steps_per_s_per_worker']:>10.0f}"
+        )
     for prof in results["profile"]:
         lines.append("")
-        lines.append(f"profile, {prof['policy']} policy, {prof['steps']} steps "
-                     f"({prof['profiled_seconds']} s under cProfile): top functions by cumulative time")
+        lines.append(
+            f"profile, {prof['policy']} policy, {prof['steps']} steps "
+            f"({prof['profiled_seconds']} s under cProfile): top functions by cumulative time"
+        )
         lines.append(f"{'cum %':>6} {'cum s':>7} {'own s':>7} {'calls':>8}  function")
         for row in prof["top_cumulative"]:
-            lines.append(f"{100 * row['cum_share']:>6.1f} {row['cumtime_s']:>7.2f} {row['tottime_s']:>7.2f} "
-                         f"{row['calls']:>8}  {row['function']}")
+            lines.append(
+                f"{100 * row['cum_share']:>6.1f} {row['cumtime_s']:>7.2f} {row['tottime_s']:>7.2f} "
+                f"{row['calls']:>8}  {row['function']}"
+            )
     return "\n".join(lines)
 
 
@@ -193,7 +231,9 @@ def parse_workers(text: str) -> list[int]:
     except ValueError:
         workers = []
     if not workers or any(n < 1 for n in workers):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive worker counts separated by commas, e.g. 1,2")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected positive worker counts separated by commas, e.g. 1,2"
+        )
     return workers
 
 
@@ -201,7 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20000, help="steps per measurement")
     parser.add_argument("--workers", type=parse_workers, default=[1, 2], help="AsyncVectorEnv worker counts")
-    parser.add_argument("--profile-steps", type=int, default=5000, help="steps per profiled run (0: no profile)")
+    parser.add_argument(
+        "--profile-steps", type=int, default=5000, help="steps per profiled run (0: no profile)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON results")
     parser.add_argument("--data-dir", default=None, help="MultiWOZ data folder (default: resolved as usual)")
     args = parser.parse_args(argv)
@@ -223,8 +265,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "target_steps_per_s": TARGET_STEPS_PER_S,
         "single_process": [bench_single(policy, args.steps, args.data_dir) for policy in ("random", "rule")],
         "async_vector_env": [bench_vector(n, args.steps, args.data_dir) for n in args.workers],
-        "profile": ([profile(policy, args.profile_steps, args.data_dir) for policy in ("random", "rule")]
-                    if args.profile_steps else []),
+        "profile": (
+            [profile(policy, args.profile_steps, args.data_dir) for policy in ("random", "rule")]
+            if args.profile_steps
+            else []
+        ),
     }
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(format_tables(results))

@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from vrb.algorithms import make_config
 from vrb.checkpoint import code_version
 from vrb.config import TrainConfig
-from vrb.train import train
+from vrb.train import run
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADLINE = ("epoch", "paper_success", "paper_inform_f1", "paper_match", "paper_turns")
@@ -34,10 +35,10 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--out", default=str(RESULTS / "bench_train.json"))
     args = parser.parse_args()
-    cfg = TrainConfig(algo=args.algo, epochs=args.epochs)
+    cfg = make_config(algo=args.algo, epochs=args.epochs)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        record = train(cfg, Path(folder) / "run")
+        record = run(cfg, Path(folder) / "run")
         seconds = time.perf_counter() - started
         events = EventAccumulator(str(Path(folder) / "run"))
         events.Reload()
@@ -51,8 +52,13 @@ def main() -> int:
         "mean_epoch_steps_per_s": round(sum(rates) / len(rates), 1) if rates else None,
         "best_validation": {k: record["best"].get(k) for k in HEADLINE},
         "final_validation": {k: record["final"].get(k) for k in HEADLINE},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-                    "torch": torch.__version__, "load_average": os.getloadavg()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "load_average": os.getloadavg(),
+        },
         "code_version": code_version(),
     }
     print(json.dumps(result, indent=1))

@@ -28,12 +28,17 @@ from envs.multiwoz.agenda import UserSimulator
 from envs.multiwoz.db import Database
 from envs.multiwoz.goal import GoalGenerator
 from envs.multiwoz.ontology import SYSTEM_SLOT_TO_GOAL_SLOT
-from envs.multiwoz.traces import read_traces, rng_at, traces_dir
+from envs.multiwoz.parity.traces import read_traces, rng_at, traces_dir
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_user.json"
 ENTITY_DOMAINS = ("attraction", "hotel", "restaurant", "train")
-BOOKING_VALUES = {"Day": ["monday", "friday", "sunday"], "Time": ["12:30", "18:45"], "Stay": ["1", "2", "4"],
-                  "People": ["1", "2", "5"], "Ref": ["A1B2C3D4", "00000042"]}
+BOOKING_VALUES = {
+    "Day": ["monday", "friday", "sunday"],
+    "Time": ["12:30", "18:45"],
+    "Stay": ["1", "2", "4"],
+    "People": ["1", "2", "5"],
+    "Ref": ["A1B2C3D4", "00000042"],
+}
 
 
 class RandomSystem:
@@ -110,12 +115,19 @@ def bench_goals(generator: GoalGenerator, user: UserSimulator, count: int) -> di
         started = time.perf_counter()
         user.start(goal, rng)
         start_time += time.perf_counter() - started
-    return {"goals": count, "goals_per_s": count / warm, "us_per_goal": 1e6 * warm / count,
-            "cpu_us_per_goal": 1e6 * warm_cpu / count,
-            "goals_per_s_cold": count / cold, "cpu_us_per_goal_cold": 1e6 * cold_cpu / count,
-            "goals_per_s_fresh_rngs": count / fresh, "us_per_goal_fresh_rngs": 1e6 * fresh / count,
-            "us_per_randomstate_construction": 1e6 * construction / count,
-            "starts_per_s": count / start_time, "us_per_start": 1e6 * start_time / count}
+    return {
+        "goals": count,
+        "goals_per_s": count / warm,
+        "us_per_goal": 1e6 * warm / count,
+        "cpu_us_per_goal": 1e6 * warm_cpu / count,
+        "goals_per_s_cold": count / cold,
+        "cpu_us_per_goal_cold": 1e6 * cold_cpu / count,
+        "goals_per_s_fresh_rngs": count / fresh,
+        "us_per_goal_fresh_rngs": 1e6 * fresh / count,
+        "us_per_randomstate_construction": 1e6 * construction / count,
+        "starts_per_s": count / start_time,
+        "us_per_start": 1e6 * start_time / count,
+    }
 
 
 def bench_random_system(data, db, generator: GoalGenerator, user: UserSimulator, dialogues: int) -> dict:
@@ -131,7 +143,12 @@ def bench_random_system(data, db, generator: GoalGenerator, user: UserSimulator,
             elapsed += time.perf_counter() - started
             turns += 1
             sys_acts = system.act()
-    return {"dialogues": dialogues, "turns": turns, "turns_per_s": turns / elapsed, "us_per_turn": 1e6 * elapsed / turns}
+    return {
+        "dialogues": dialogues,
+        "turns": turns,
+        "turns_per_s": turns / elapsed,
+        "us_per_turn": 1e6 * elapsed / turns,
+    }
 
 
 def bench_traces(user: UserSimulator, paths: list[Path]) -> dict:
@@ -150,8 +167,13 @@ def bench_traces(user: UserSimulator, paths: list[Path]) -> dict:
             user.respond(sys_in)
             elapsed += time.perf_counter() - started
             count += 1
-    return {"files": [p.name for p in paths], "dialogues": len(dialogues), "turns": count,
-            "turns_per_s": count / elapsed, "us_per_turn": 1e6 * elapsed / count}
+    return {
+        "files": [p.name for p in paths],
+        "dialogues": len(dialogues),
+        "turns": count,
+        "turns_per_s": count / elapsed,
+        "us_per_turn": 1e6 * elapsed / count,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,13 +27,14 @@ import dataclasses
 import functools
 import random
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
+from envs.acts import Act, ActLike
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.agenda import UserSimulator as AgendaUser
 from envs.multiwoz.db import Database
@@ -42,28 +43,10 @@ from envs.multiwoz.evaluator import Evaluator
 from envs.multiwoz.goal import GoalGenerator
 from envs.multiwoz.vector import ACTION_DIM, STATE_DIM, Vectoriser, current_domain
 from envs.noise import NoisyUser
+from envs.user import UserSimulator
 
 REWARD_MODES = ("evaluator", "user", "none")
 MAX_ROUNDS = 40
-
-Act = list[str]
-
-
-class UserSimulator(Protocol):
-    """What the environment needs from a simulated user (the agenda user and VHUS both provide it)."""
-
-    def start(self, goal_raw: dict[str, Any], rng: random.Random) -> None: ...
-
-    def respond(self, sys_acts: Sequence[Sequence[str]]) -> list[Act]: ...
-
-    @property
-    def terminated(self) -> bool: ...
-
-    @property
-    def reward(self) -> float: ...
-
-    @property
-    def domain_goals(self) -> dict[str, dict[str, Any]]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +152,7 @@ class DialogueEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # -- beyond Gymnasium -----------------------------------------------------------------------------------
 
-    def step_acts(self, sys_acts: Sequence[Sequence[str]]):
+    def step_acts(self, sys_acts: Sequence[ActLike]):
         """A step with lexicalised system acts (rule policies, corpus replays); ``step`` lexicalises first."""
         if self._over:
             raise ResetNeeded("the dialogue is over (or never started): call reset() before step()")
@@ -207,7 +190,9 @@ class DialogueEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"action has entries other than 0 and 1: expected {self.action_space}")
         if self._over:
             raise ResetNeeded("the dialogue is over (or never started): call reset() before step()")
-        return self.world.vectoriser.action_to_acts(indices.tolist(), self.belief_state, self.rng, self.cur_domain)
+        return self.world.vectoriser.action_to_acts(
+            indices.tolist(), self.belief_state, self.rng, self.cur_domain
+        )
 
     def _user_turn(self) -> tuple[np.ndarray, int, bool, dict[str, Any]]:
         """The user answers ``self.sys_acts``; track, score and observe the result."""

@@ -1,8 +1,9 @@
 """Files written whole or not at all, and values made JSON-ready: one implementation for the whole project.
 
 A file is written to a temporary file in its own folder, flushed to disk, then renamed over the target, so a
-reader (or a run resumed after ``kill -9``) sees the old file or the new one, never half of one. The module
-lives on the ground floor (``envs``) because every floor above writes files.
+reader (or a run resumed after ``kill -9``) sees the old file or the new one, never half of one. The new file
+gets the permissions ``open(path, "w")`` would give it (0666 less the umask), not ``tempfile.mkstemp``'s 0600.
+The module lives on the ground floor (``envs``) because every floor above writes files.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,13 +20,33 @@ from typing import IO, Any
 
 import numpy as np
 
+# Flags of ``tempfile.mkstemp``'s file, which is always created 0600; ours is created 0666 less the umask.
+_TEMP_FLAGS = (
+    os.O_RDWR
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """A new, empty file beside ``path``, with a name no other writer has: (its descriptor, its path)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+
 
 @contextmanager
 def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """An open temporary file that replaces ``path`` when the block ends without an exception."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -33,8 +54,17 @@ def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once: os.umask can only be read by setting it
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

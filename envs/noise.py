@@ -32,15 +32,13 @@ import functools
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from envs.acts import Act, ActLike
 from envs.multiwoz.data import MultiWozData
 from envs.multiwoz.ontology import USER_ACT_SLOT
+from envs.user import UserSimulator
 
-if TYPE_CHECKING:
-    from envs.dialogue_env import UserSimulator
-
-Act = list[str]
 INTENT_FLIPS = {"Inform": "Request", "Request": "Inform"}
 REQUEST_VALUE = "?"
 SEED_SALT = b"vrb user noise"
@@ -123,7 +121,7 @@ class NoisyUser:
         self.rng = random.Random(SEED_SALT + position)
         self.clean_acts = []
 
-    def respond(self, sys_acts: Sequence[Sequence[str]]) -> list[Act]:
+    def respond(self, sys_acts: Sequence[ActLike]) -> list[Act]:
         self.clean_acts = self.user.respond(sys_acts)
         if not (self.drop_p or self.intent_p or self.value_p):
             return self.clean_acts

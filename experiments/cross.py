@@ -5,13 +5,12 @@
 A policy trained against one user meets another: each run folder's ``best.pt`` is evaluated greedily on the
 same seeded dialogues under each ``--simulators`` user. ``OUT.json`` keeps every run's summaries and
 ``OUT.md`` the table: one row per (algorithm, training simulator), one column group per evaluation
-simulator, mean ± 95% CI over seeds (the GDPL/VRB papers' metrics).
+simulator, mean ± 95% Student-t interval over seeds (the GDPL/VRB papers' metrics).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections import defaultdict
@@ -19,13 +18,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from envs.dialogue_env import DialogueEnv
+from envs.fileio import atomic_write_text, write_json
 from envs.multiwoz.data import DataError
+from vrb.agents import run_dialogues
 from vrb.checkpoint import CheckpointError
 from vrb.config import SIMULATORS
-from vrb.evaluate import load_agent, run_dialogues
+from vrb.evaluate import load_agent
+from vrb.stats import mean_ci
 
 logger = logging.getLogger("experiments.cross")
 
@@ -35,6 +35,7 @@ COLUMNS = (
     ("inform F1", "paper_inform_f1"),
     ("success", "paper_success"),
 )
+CAPTION = "Papers' definitions; mean ± 95% Student-t interval over seeds."
 
 
 def cross_evaluate(
@@ -85,9 +86,8 @@ def table(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str]) -> str:
         cells = []
         for sim in simulators:
             for _, key in COLUMNS:
-                values = np.array([run["on"][sim][key] for run in members], dtype=float)
-                half = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-                cells.append(f"{values.mean():.3f} ± {half:.3f}")
+                mean, half = mean_ci(run["on"][sim][key] for run in members)
+                cells.append(f"{mean:.3f} ± {half:.3f}")
         lines.append(f"| {algo} | {trained_on} | " + " | ".join(cells) + f" | {len(members)} |")
     return "\n".join(lines) + "\n"
 
@@ -120,9 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(runs, indent=1, default=float))
-    text = table(runs, args.simulators)
-    out.with_suffix(".md").write_text(text)
+    write_json(out.with_suffix(".json"), runs)
+    text = f"{CAPTION}\n\n{table(runs, args.simulators)}"
+    atomic_write_text(out.with_suffix(".md"), text)
     print(text)
     return 0
 

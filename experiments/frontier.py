@@ -19,6 +19,8 @@ from pathlib import Path
 
 import matplotlib
 
+from envs.fileio import atomic_write_text
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -30,6 +32,8 @@ TABLE_COLUMNS = (
     ("acts/turn", "acts_per_turn", 2),
 )
 CHECKPOINT_LABELS = {"best": "best.pt", "last": "last.pt", "mle": "mle.pt (the cloned start)"}
+CAPTION = "Papers' definitions; mean ± 95% Student-t interval over seeds."
+NAN = float("nan")
 
 
 def load_rows(folders: Sequence[Path]) -> list[dict]:
@@ -39,6 +43,10 @@ def load_rows(folders: Sequence[Path]) -> list[dict]:
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: expected the output folder of experiments.grid")
         rows.extend(json.loads(path.read_text())["rows"])
+    for row in rows:  # JSON has no NaN: the grid writes an undefined mean or interval (one seed) as null
+        for key, cell in row.items():
+            if isinstance(cell, dict):
+                row[key] = {name: NAN if value is None else value for name, value in cell.items()}
     return rows
 
 
@@ -52,7 +60,7 @@ def table(rows: Sequence[dict]) -> str:
     for row in rows:
         cells = []
         for _, key, digits in TABLE_COLUMNS:
-            cell = row.get(key, {"mean": float("nan"), "ci95": float("nan")})
+            cell = row.get(key, {"mean": NAN, "ci95": NAN})
             cells.append(f"{cell['mean']:.{digits}f} ± {cell['ci95']:.{digits}f}")
         lines.append(
             f"| {label(row)} | {CHECKPOINT_LABELS[row['checkpoint']]} | {row['n']} | "
@@ -132,11 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "table.md").write_text(
-        "Papers' definitions; mean ± 95% Student-t interval over seeds.\n\n" + table(rows) + "\n"
-    )
+    text = f"{CAPTION}\n\n{table(rows)}"
+    atomic_write_text(args.out / "table.md", text + "\n")
     plot(rows, args.out / "frontier.png", args.reference)
-    print(table(rows))
+    print(text)
     return 0
 
 

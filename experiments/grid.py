@@ -1,6 +1,6 @@
-"""Train and evaluate a small grid of runs in parallel processes, then tabulate mean ± 95% CI over seeds.
+"""Train and evaluate a grid of runs in parallel processes; tabulate mean ± 95% Student-t CI over seeds.
 
-A lightweight companion to the Ray sweep runner for one machine:
+A lightweight companion to the sweep runner (``experiments.sweep``) for one machine:
 
     python -m experiments.grid --algos mle ppo gdpl vrb --seeds 0 1 2 --jobs 12 --dialogues 1000 --out runs/grid
 
@@ -8,6 +8,12 @@ Each (algo, variant, seed) runs ``python -m vrb.train`` into ``OUT/NAME`` and th
 each of its ``--checkpoints`` (best.pt and last.pt by default; mle.pt is the cloned start) over ``--dialogues``
 dialogues (seeds 0..N-1); ``OUT/summary.json`` and ``OUT/summary.md`` hold the table, mean ± 95% Student-t
 interval over seeds. ``--variant NAME:FIELD=VALUE,FIELD=VALUE`` adds configurations beside the defaults.
+
+Unlike the sweep's ``--engine processes`` (a YAML grid of configs; each trial one train-and-evaluate call in a
+child process, retried from ``last.pt``, recorded in a results store), a job here is the command-line pipeline
+``vrb.train`` then ``vrb.evaluate`` per checkpoint, with any extra ``vrb.train`` arguments passed through as
+given; it is never retried, and a re-run resumes it from the files it left (``last.pt``, ``results.json``,
+``eval-CHECKPOINT.json``) instead of a store.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.fileio import atomic_write_text, write_json
 from vrb.stats import mean_ci
 
 logger = logging.getLogger("experiments.grid")
@@ -37,6 +44,7 @@ COLUMNS = (
     ("acts/turn", "acts_per_turn"),
 )
 CHECKPOINTS = ("best", "last", "mle")
+CAPTION = "Mean ± 95% Student-t interval over seeds; papers' definitions."
 
 
 @dataclass(frozen=True)
@@ -209,23 +217,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed.append(job.name)
             logger.error("%s failed (%s); see %s", job.name, exc, out / f"{job.name}.log")
     rows, table = tabulate(results)
-    (out / "summary.json").write_text(
-        json.dumps(
-            {
-                "rows": rows,
-                "failed": failed,
-                "runs": {
-                    job.name: {name: r["summary"] for name, r in per_job.items()}
-                    for job, per_job in results.items()
-                },
+    write_json(
+        out / "summary.json",
+        {
+            "rows": rows,
+            "failed": failed,
+            "runs": {
+                job.name: {name: r["summary"] for name, r in per_job.items()}
+                for job, per_job in results.items()
             },
-            indent=1,
-        )
+        },
     )
-    (out / "summary.md").write_text(
-        "Mean ± 95% Student-t interval over seeds; papers' definitions.\n\n" + table + "\n"
-    )
-    print(table)
+    atomic_write_text(out / "summary.md", f"{CAPTION}\n\n{table}\n")
+    print(f"{CAPTION}\n\n{table}")
     return 1 if failed else 0
 
 

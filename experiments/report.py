@@ -3,7 +3,7 @@
 Writes into ``SWEEP_DIR/report`` (or ``--out``):
 
 - ``report.md``: the paper-style table (turns, match, inform F1, success on agenda and VHUS, noise-free
-  trials), every cell as mean ± 95% CI over seeds with n, and the failed trials;
+  trials), every cell as mean ± 95% Student-t interval over seeds with n, and the failed trials;
 - ``cells.csv`` (one row per cell: every metric's mean, CI half-width and n), ``trials.csv`` (one per trial);
 - ``success_vs_noise.png``, ``success_vs_ic.png``, ``learning_curves.png`` (validation success per epoch, read
   from the trials' TensorBoard event files).
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import logging
 import math
 import sys
@@ -25,13 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from envs.fileio import atomic_write_bytes, atomic_write_text
 from experiments.store import ResultStore, TrialRecord
-from vrb.config import ALGOS, SIMULATORS
-from vrb.evaluate import confidence_interval
+from vrb.algorithms import registered
+from vrb.config import SIMULATORS
+from vrb.stats import mean_ci
 
 logger = logging.getLogger("experiments.report")
+
+CI_CAPTION = "Mean ± 95% Student-t interval over seeds (n − 1 degrees of freedom; n seeds)"
 
 CELL_FIELDS = ("algo", "simulator", "user_noise", "ic")  # what tells cells apart, besides other grid axes
 IC_ALGOS = ("vrb",)  # algorithms whose results depend on I_c
@@ -79,9 +82,13 @@ class Cell:
         return [float(t.metrics[metric]) for t in self.trials if t.metrics.get(metric) is not None]
 
     def stats(self, metric: str) -> tuple[float, float, int]:
+        """Mean, half-width of the 95% Student-t interval over seeds, and the number of seeds."""
         values = self.values(metric)
-        mean = float(np.mean(values)) if values else math.nan
-        return mean, confidence_interval(values), len(values)
+        mean, ci = mean_ci(values)
+        return mean, ci, len(values)
+
+
+ALGO_ORDER = ("vrb", "gdpl", "ppo", "mle", "acer", "aldm", "gp_mbcm")  # the tables' rows, the papers' order
 
 
 def _cell_key(record: TrialRecord, extra_axes: Sequence[str]) -> dict[str, Any]:
@@ -99,6 +106,7 @@ def build_cells(records: Iterable[TrialRecord]) -> list[Cell]:
     records = list(records)
     extra = sorted({name for r in records for name in r.axes} - set(CELL_FIELDS) - {"seed"})
     cells: dict[tuple, Cell] = {}
+    algo_order = [*ALGO_ORDER, *sorted(set(registered()) - set(ALGO_ORDER))]
     for record in records:
         key = _cell_key(record, extra)
         cells.setdefault(tuple(map(repr, key.values())), Cell(key, [])).trials.append(record)
@@ -106,7 +114,7 @@ def build_cells(records: Iterable[TrialRecord]) -> list[Cell]:
     def order(cell: Cell) -> tuple:
         algo, simulator = cell.key["algo"], cell.key["simulator"]
         return (
-            ALGOS.index(algo) if algo in ALGOS else len(ALGOS),
+            algo_order.index(algo) if algo in algo_order else len(algo_order),
             algo,
             SIMULATORS.index(simulator) if simulator in SIMULATORS else len(SIMULATORS),
             cell.key["user_noise"],
@@ -117,7 +125,7 @@ def build_cells(records: Iterable[TrialRecord]) -> list[Cell]:
     return sorted(cells.values(), key=order)
 
 
-def mean_ci(mean: float, ci: float, scale: float = 1.0, digits: int = 3) -> str:
+def format_mean_ci(mean: float, ci: float, scale: float = 1.0, digits: int = 3) -> str:
     if math.isnan(mean):
         return "n/a"
     if math.isnan(ci):
@@ -148,7 +156,7 @@ def paper_table(cells: Sequence[Cell], definition: str = "papers") -> str:
                     continue
                 mean, ci, _ = cell.stats(metric)
                 scale, digits = (1.0, 2) if name == "turns" else (100.0, 1)
-                entries.append(mean_ci(mean, ci, scale, digits))
+                entries.append(format_mean_ci(mean, ci, scale, digits))
         counts = "/".join(str(len(by_simulator[s].trials)) if s in by_simulator else "0" for s in simulators)
         lines.append("| " + " | ".join([label, *entries, counts]) + " |")
     return "\n".join(lines)
@@ -170,12 +178,12 @@ def cells_markdown(cells: Sequence[Cell], metric: str) -> str:
     if not cells:
         return "(no finished trials)"
     key_names = list(cells[0].key)
-    header = [*key_names, "n", f"{metric} (mean ± 95% CI)"]
+    header = [*key_names, "n", f"{metric} (mean ± 95% Student-t CI)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for cell in cells:
         mean, ci, n = cell.stats(metric)
         keys = ["—" if cell.key[name] is None else str(cell.key[name]) for name in key_names]
-        lines.append("| " + " | ".join([*keys, str(n), mean_ci(mean, ci)]) + " |")
+        lines.append("| " + " | ".join([*keys, str(n), format_mean_ci(mean, ci)]) + " |")
     return "\n".join(lines)
 
 
@@ -204,10 +212,11 @@ def trial_rows(records: Iterable[TrialRecord]) -> list[dict[str, Any]]:
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     names = list(dict.fromkeys(name for row in rows for name in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=names)
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")  # the csv module's own line ends, untranslated
+    writer = csv.DictWriter(text, fieldnames=names)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, text.getvalue().encode())
 
 
 # -- plots --------------------------------------------------------------------------------------------------
@@ -304,13 +313,14 @@ def plot_learning_curves(cells: Sequence[Cell], sweep_dir: Path, metric: str, pa
         if not curves:
             continue
         steps = sorted(set.intersection(*(set(c) for c in curves)))
-        values = [[c[s] for c in curves] for s in steps]
+        stats = [mean_ci([c[s] for c in curves]) for s in steps]
         panels[f"{cell.label} on {cell.key['simulator']}"][f"noise {cell.key['user_noise']}"] = (
             steps,
-            [float(np.mean(v)) for v in values],
-            [confidence_interval(v) for v in values],
+            [mean for mean, _ in stats],
+            [ci for _, ci in stats],
         )
-    return _plot(path, "validation success during training (mean over seeds)", "epoch", metric, panels)
+    title = "validation success during training (mean ± 95% Student-t interval over seeds)"
+    return _plot(path, title, "epoch", metric, panels)
 
 
 # -- the report ---------------------------------------------------------------------------------------------
@@ -338,14 +348,18 @@ def write_report(sweep_dir: Path, out: Path | None = None, definition: str = "pa
         f"# Sweep report: {sweep_dir.name}",
         "",
         f"{len(finished)} finished trials in {len(cells)} cells; {len(failed)} failed. "
-        f"Metric definitions: {definition} ({metric}). Values are mean ± 95% CI (normal approximation) over "
-        "seeds; n is the number of seeds. Code versions: " + ", ".join(versions or ["none"]) + ".",
+        f"Metric definitions: {definition} ({metric}). Values are mean ± 95% Student-t interval over seeds; "
+        "n is the number of seeds. Code versions: " + ", ".join(versions or ["none"]) + ".",
         "",
         "## Paper table (no user noise; match, inform F1 and success in %)",
+        "",
+        f"{CI_CAPTION}.",
         "",
         paper_table(cells, definition),
         "",
         f"## Every cell: {metric}",
+        "",
+        f"{CI_CAPTION}.",
         "",
         cells_markdown(cells, metric),
         "",
@@ -360,7 +374,7 @@ def write_report(sweep_dir: Path, out: Path | None = None, definition: str = "pa
     commands = sweep_dir / "commands.log"
     if commands.is_file():
         lines += ["## Commands", "", "```", commands.read_text().rstrip(), "```", ""]
-    (out / "report.md").write_text("\n".join(lines))
+    atomic_write_text(out / "report.md", "\n".join(lines))
     return out / "report.md"
 
 

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from envs.fileio import to_jsonable
+
 STORE_NAME = "results.sqlite"
 STATUSES = ("finished", "failed")
 
@@ -87,7 +89,7 @@ class ResultStore:
     def append(self, record: TrialRecord) -> TrialRecord:
         recorded_at = record.recorded_at or datetime.now(UTC).isoformat(timespec="seconds")
         values = {
-            name: json.dumps(getattr(record, name), sort_keys=True, default=_jsonable)
+            name: json.dumps(getattr(record, name), sort_keys=True, default=to_jsonable)
             for name in _JSON_COLUMNS
         }
         with self._connect() as conn:
@@ -136,11 +138,3 @@ def _record(row: sqlite3.Row) -> TrialRecord:
     for name in _JSON_COLUMNS:
         values[name] = json.loads(values[name])
     return TrialRecord(**values)
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy and torch scalars
-        return value.item()
-    if isinstance(value, tuple | set):
-        return list(value)
-    raise TypeError(f"cannot store {type(value).__name__} in the results store")

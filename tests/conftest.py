@@ -1,8 +1,13 @@
+"""Fixtures shared across the suite: the data folder, the database, the vectoriser, the golden traces, and
+single-threaded torch (results must not depend on how many cores the machine has)."""
+
 import pytest
+import torch
 
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.db import Database
-from envs.multiwoz.traces import traces_dir
+from envs.multiwoz.parity.traces import traces_dir
+from envs.multiwoz.vector import Vectoriser
 
 
 @pytest.fixture(scope="session")
@@ -13,6 +18,19 @@ def mwdata():
 @pytest.fixture(scope="session")
 def database(mwdata):
     return Database.from_data(mwdata)
+
+
+@pytest.fixture(scope="session")
+def vectoriser(mwdata, database):
+    return Vectoriser(mwdata, database)
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.acer import SummaryPolicy, policy_gradient_terms, retrace_targets, train, trust_region_step
-from baselines.common import SummaryActions
+from baselines.acer import policy_gradient_terms, retrace_targets, trust_region_step
+from baselines.common import SummaryActions, SummaryPolicy
 from envs.dialogue_env import DialogueEnv
-from vrb.config import TrainConfig
-from vrb.evaluate import load_agent, run_dialogues
+from vrb.agents import run_dialogues
+from vrb.algorithms import make_config
+from vrb.evaluate import load_agent
+from vrb.train import run
 
 GAMMA = 0.9
 REWARDS = torch.tensor([1.0, 2.0, 3.0])
@@ -83,7 +85,7 @@ def test_summary_actions_round_trip_through_the_policy():
 
 
 def test_tiny_run_writes_loadable_checkpoints_and_resumes(tmp_path):
-    cfg = TrainConfig(
+    cfg = make_config(
         algo="acer",
         epochs=2,
         steps_per_epoch=64,
@@ -95,11 +97,11 @@ def test_tiny_run_writes_loadable_checkpoints_and_resumes(tmp_path):
         acer_replay_ratio=1,
         acer_replay_size=128,
     )
-    record = train(cfg, tmp_path)
+    record = run(cfg, tmp_path)
     assert {"start", "best", "final", "mle"} <= set(record)
     assert (tmp_path / "results.json").is_file() and (tmp_path / "best.pt").is_file()
     agent, _ = load_agent(tmp_path / "last.pt")
     result = run_dialogues(agent, DialogueEnv(), [0])
     assert len(result.dialogues) == 1
-    resumed = train(cfg.replace(epochs=3), tmp_path, resume=True)
+    resumed = run(cfg.replace(epochs=3), tmp_path, resume=True)
     assert resumed["best"]["success"] >= record["best"]["success"]

@@ -8,24 +8,36 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envs.multiwoz.agenda import MAX_TURN, UserSimulator, ValueNormalizer
-from envs.multiwoz.traces import read_traces
+from envs.multiwoz.parity.traces import read_traces
 
 BYE = [["bye", "general", "none", "none"]]
 
 RESTAURANT = {
-    "restaurant": {"info": {"food": "chinese"}, "reqt": ["phone"],
-                   "book": {"people": "2", "day": "monday", "time": "12:00"}},
+    "restaurant": {
+        "info": {"food": "chinese"},
+        "reqt": ["phone"],
+        "book": {"people": "2", "day": "monday", "time": "12:00"},
+    },
     "domain_ordering": ["restaurant"],
 }
-ATTRACTION = {"attraction": {"info": {"type": "museum"}, "reqt": ["phone"]}, "domain_ordering": ["attraction"]}
+ATTRACTION = {
+    "attraction": {"info": {"type": "museum"}, "reqt": ["phone"]},
+    "domain_ordering": ["attraction"],
+}
 FAILING_SEARCH = {
-    "restaurant": {"info": {"food": "chinese", "area": "centre"}, "fail_info": {"food": "korean", "area": "centre"},
-                   "reqt": ["phone"]},
+    "restaurant": {
+        "info": {"food": "chinese", "area": "centre"},
+        "fail_info": {"food": "korean", "area": "centre"},
+        "reqt": ["phone"],
+    },
     "domain_ordering": ["restaurant"],
 }
 FAILING_BOOKING = {
-    "hotel": {"info": {"name": "acorn guest house"}, "book": {"people": "2", "day": "monday", "stay": "3"},
-              "fail_book": {"people": "2", "day": "tuesday", "stay": "3"}},
+    "hotel": {
+        "info": {"name": "acorn guest house"},
+        "book": {"people": "2", "day": "monday", "stay": "3"},
+        "fail_book": {"people": "2", "day": "tuesday", "stay": "3"},
+    },
     "domain_ordering": ["hotel"],
 }
 TAXI_TRIP = {
@@ -35,8 +47,10 @@ TAXI_TRIP = {
     "domain_ordering": ["restaurant", "hotel", "taxi"],
 }
 TRAIN = {
-    "train": {"info": {"arriveBy": "10:00", "day": "monday", "departure": "cambridge", "destination": "ely"},
-              "reqt": ["duration"]},
+    "train": {
+        "info": {"arriveBy": "10:00", "day": "monday", "departure": "cambridge", "destination": "ely"},
+        "reqt": ["duration"],
+    },
     "domain_ordering": ["train"],
 }
 
@@ -68,21 +82,35 @@ def test_start_builds_goal_and_agenda_without_touching_the_input(make_user):
     goal = copy.deepcopy(RESTAURANT)
     user = make_user(goal, opened=False)
     assert goal == RESTAURANT
-    assert user.domain_goals == {"restaurant": {"info": {"food": "chinese"}, "reqt": {"phone": "?"},
-                                                "book": {"people": "2", "day": "monday", "time": "12:00"},
-                                                "booked": "?"}}
-    assert user.agenda_items() == [["general-bye", "none", "none"], ["restaurant-inform", "food", "chinese"],
-                                   ["restaurant-inform", "none", "none"]]
+    assert user.domain_goals == {
+        "restaurant": {
+            "info": {"food": "chinese"},
+            "reqt": {"phone": "?"},
+            "book": {"people": "2", "day": "monday", "time": "12:00"},
+            "booked": "?",
+        }
+    }
+    assert user.agenda_items() == [
+        ["general-bye", "none", "none"],
+        ["restaurant-inform", "food", "chinese"],
+        ["restaurant-inform", "none", "none"],
+    ]
     assert not user.terminated and user.reward == -1.0
-    assert user.respond([]) == [["Inform", "Restaurant", "none", "none"], ["Inform", "Restaurant", "Food", "chinese"]]
+    assert user.respond([]) == [
+        ["Inform", "Restaurant", "none", "none"],
+        ["Inform", "Restaurant", "Food", "chinese"],
+    ]
 
 
 def test_inform_answers_a_request_then_the_user_gives_booking_details(make_user):
     user = make_user(RESTAURANT)
     acts = user.respond([["Inform", "Restaurant", "Phone", "01223 000000"]])
     assert user.domain_goals["restaurant"]["reqt"] == {"phone": "01223 000000"}
-    assert acts == [["Inform", "Restaurant", "Time", "12:00"], ["Inform", "Restaurant", "Day", "monday"],
-                    ["Inform", "Restaurant", "People", "2"]]
+    assert acts == [
+        ["Inform", "Restaurant", "Time", "12:00"],
+        ["Inform", "Restaurant", "Day", "monday"],
+        ["Inform", "Restaurant", "People", "2"],
+    ]
 
 
 def test_inform_of_a_not_sure_value_is_quoted_so_it_counts_as_answered(make_user):
@@ -94,11 +122,14 @@ def test_inform_of_a_not_sure_value_is_quoted_so_it_counts_as_answered(make_user
 
 def test_inform_breaking_a_constraint_is_corrected(make_user):
     user = make_user(RESTAURANT)
-    assert user.respond([["Inform", "Restaurant", "Food", "italian"]]) == [["Inform", "Restaurant", "Food", "chinese"]]
+    assert user.respond([["Inform", "Restaurant", "Food", "italian"]]) == [
+        ["Inform", "Restaurant", "Food", "chinese"]
+    ]
 
 
-@pytest.mark.parametrize(("offered", "restated"), [("09:30", False), ("10:00", False), ("10:30", True),
-                                                   ("soon", False)])
+@pytest.mark.parametrize(
+    ("offered", "restated"), [("09:30", False), ("10:00", False), ("10:30", True), ("soon", False)]
+)
 def test_arrival_times_compare_as_no_later_than(make_user, offered, restated):
     user = make_user(TRAIN)
     acts = user.respond([["Inform", "Train", "Arrive", offered]])
@@ -107,18 +138,26 @@ def test_arrival_times_compare_as_no_later_than(make_user, offered, restated):
 
 def test_request_gets_the_goal_value_or_dontcare(make_user):
     user = make_user(RESTAURANT)
-    assert user.respond([["Request", "Restaurant", "Food", "?"]]) == [["Inform", "Restaurant", "Food", "chinese"]]
-    assert user.respond([["Request", "Restaurant", "Area", "?"]]) == [["Inform", "Restaurant", "Area", "dontcare"]]
+    assert user.respond([["Request", "Restaurant", "Food", "?"]]) == [
+        ["Inform", "Restaurant", "Food", "chinese"]
+    ]
+    assert user.respond([["Request", "Restaurant", "Area", "?"]]) == [
+        ["Inform", "Restaurant", "Area", "dontcare"]
+    ]
 
 
 def test_request_for_a_slot_the_user_wants_to_know_is_not_answered(make_user):
     user = make_user(RESTAURANT)
-    assert user.respond([["Request", "Restaurant", "Phone", "?"]]) == [["Request", "Restaurant", "Phone", "?"]]
+    assert user.respond([["Request", "Restaurant", "Phone", "?"]]) == [
+        ["Request", "Restaurant", "Phone", "?"]
+    ]
 
 
 def test_booking_request_uses_the_current_domain(make_user):
-    booking_only = {"restaurant": {key: RESTAURANT["restaurant"][key] for key in ("info", "book")},
-                    "domain_ordering": ["restaurant"]}
+    booking_only = {
+        "restaurant": {key: RESTAURANT["restaurant"][key] for key in ("info", "book")},
+        "domain_ordering": ["restaurant"],
+    }
     user = make_user(booking_only)
     assert user.respond([["Request", "Booking", "People", "?"]]) == [["Inform", "Restaurant", "People", "2"]]
 
@@ -132,7 +171,10 @@ def test_an_open_request_goes_before_booking_details(make_user):
 def test_taxi_request_names_the_places_of_the_goal(make_user):
     user = make_user(TAXI_TRIP, opened=False)
     acts = user.respond([["Request", "Taxi", "Dest", "?"], ["Request", "Taxi", "Depart", "?"]])
-    assert acts == [["Inform", "Taxi", "Depart", "pizza hut city centre"], ["Inform", "Taxi", "Dest", "the hotel"]]
+    assert acts == [
+        ["Inform", "Taxi", "Depart", "pizza hut city centre"],
+        ["Inform", "Taxi", "Dest", "the hotel"],
+    ]
 
 
 def test_book_completes_the_booking_and_the_user_says_bye(make_user):
@@ -151,9 +193,13 @@ def test_book_with_wrong_details_is_not_accepted(make_user):
 
 
 def test_offerbooked_books_the_named_domain(make_user):
-    goal = {"train": {"info": {"day": "monday", "departure": "cambridge", "destination": "ely", "leaveAt": "09:00"},
-                      "book": {"people": "3"}},
-            "domain_ordering": ["train"]}
+    goal = {
+        "train": {
+            "info": {"day": "monday", "departure": "cambridge", "destination": "ely", "leaveAt": "09:00"},
+            "book": {"people": "3"},
+        },
+        "domain_ordering": ["train"],
+    }
     user = make_user(goal)
     assert user.respond([["OfferBooked", "Train", "Ref", "ABCD1234"]]) == BYE
     assert user.domain_goals["train"]["booked"] == "yes" and user.reward == 80.0
@@ -161,12 +207,15 @@ def test_offerbooked_books_the_named_domain(make_user):
 
 def test_booking_offer_for_a_domain_without_booking_is_declined(make_user):
     user = make_user(ATTRACTION)
-    assert user.respond([["Book", "Booking", "none", "none"]]) == [["Inform", "Attraction", "NotBook", "none"]]
+    assert user.respond([["Book", "Booking", "none", "none"]]) == [
+        ["Inform", "Attraction", "NotBook", "none"]
+    ]
 
 
 def test_recommend_with_a_name_drops_the_pending_choice_question(make_user):
-    with_name = make_user(RESTAURANT).respond([["Inform", "Restaurant", "Choice", "5"],
-                                               ["Recommend", "Restaurant", "Name", "golden house"]])
+    with_name = make_user(RESTAURANT).respond(
+        [["Inform", "Restaurant", "Choice", "5"], ["Recommend", "Restaurant", "Name", "golden house"]]
+    )
     without_name = make_user(RESTAURANT).respond([["Inform", "Restaurant", "Choice", "5"]])
     assert with_name == [["Request", "Restaurant", "Phone", "?"]]
     assert without_name == [["Inform", "Restaurant", "Choice", "any"]]
@@ -174,7 +223,9 @@ def test_recommend_with_a_name_drops_the_pending_choice_question(make_user):
 
 def test_select_answers_with_the_goal_value(make_user):
     user = make_user(RESTAURANT)
-    acts = user.respond([["Select", "Restaurant", "Food", "chinese"], ["Select", "Restaurant", "Food", "thai"]])
+    acts = user.respond(
+        [["Select", "Restaurant", "Food", "chinese"], ["Select", "Restaurant", "Food", "thai"]]
+    )
     assert acts == [["Inform", "Restaurant", "Food", "chinese"]]
 
 
@@ -182,19 +233,28 @@ def test_select_outside_the_goal_picks_one_offer_at_random(make_user):
     picked = set()
     for seed in range(20):
         user = make_user(RESTAURANT, seed=seed)
-        (act,) = user.respond([["Select", "Restaurant", "Area", "north"], ["Select", "Restaurant", "Area", "south"]])
+        (act,) = user.respond(
+            [["Select", "Restaurant", "Area", "north"], ["Select", "Restaurant", "Area", "south"]]
+        )
         picked.add(act[3])
     assert picked == {"north", "south"}
 
 
 def test_select_among_many_asks_for_any(make_user):
     user = make_user(RESTAURANT)
-    assert ["Inform", "Restaurant", "Choice", "any"] in user.respond([["Select", "Restaurant", "Choice", "3"]])
+    assert ["Inform", "Restaurant", "Choice", "any"] in user.respond(
+        [["Select", "Restaurant", "Choice", "3"]]
+    )
 
 
-@pytest.mark.parametrize("no_offer", [[["NoOffer", "Restaurant", "none", "none"]],
-                                      [["Inform", "Restaurant", "Choice", "0"]],
-                                      [["Inform", "Restaurant", "Choice", "zero"]]])
+@pytest.mark.parametrize(
+    "no_offer",
+    [
+        [["NoOffer", "Restaurant", "none", "none"]],
+        [["Inform", "Restaurant", "Choice", "0"]],
+        [["Inform", "Restaurant", "Choice", "zero"]],
+    ],
+)
 def test_no_offer_switches_from_the_failing_constraints(make_user, no_offer):
     user = make_user(FAILING_SEARCH)
     assert user.respond(no_offer) == [["Inform", "Restaurant", "Food", "chinese"]]
@@ -230,8 +290,15 @@ def test_general_acts_change_nothing(make_user, intent):
     assert general.domain_goals == plain.domain_goals and general.agenda_items() == plain.agenda_items()
 
 
-@pytest.mark.parametrize("act", [["Inform", "Spaceship", "Name", "x"], ["Inform", "Restaurant", "Colour", "red"],
-                                 ["Dance", "Restaurant", "Food", "thai"], ["Inform", "Booking", "Time", "10:00"]])
+@pytest.mark.parametrize(
+    "act",
+    [
+        ["Inform", "Spaceship", "Name", "x"],
+        ["Inform", "Restaurant", "Colour", "red"],
+        ["Dance", "Restaurant", "Food", "thai"],
+        ["Inform", "Booking", "Time", "10:00"],
+    ],
+)
 def test_unknown_domain_slot_or_intent_is_ignored(make_user, act):
     goal = FAILING_BOOKING if act[1] == "Booking" else RESTAURANT
     plain, other = make_user(goal), make_user(goal)
@@ -240,9 +307,11 @@ def test_unknown_domain_slot_or_intent_is_ignored(make_user, act):
 
 
 def test_repeated_value_may_become_a_back_reference(make_user):
-    goal = {"attraction": {"info": {"area": "centre"}, "reqt": ["phone"]},
-            "restaurant": {"info": {"area": "centre"}, "reqt": ["phone"]},
-            "domain_ordering": ["attraction", "restaurant"]}
+    goal = {
+        "attraction": {"info": {"area": "centre"}, "reqt": ["phone"]},
+        "restaurant": {"info": {"area": "centre"}, "reqt": ["phone"]},
+        "domain_ordering": ["attraction", "restaurant"],
+    }
     always = make_user(goal, opened=False, rng=FixedDraw(0.0))
     assert ["restaurant-inform", "area", "same area as the attraction"] in always.agenda_items()
     never = make_user(goal, opened=False, rng=FixedDraw(0.99))
@@ -259,8 +328,16 @@ def test_user_gives_up_after_twenty_rounds(make_user):
     assert user.reward == -40.0
 
 
-@pytest.mark.parametrize("act", [["Inform", "Restaurant", "Food"], ["Inform", "Restaurant", "Food", 3], "abcd",
-                                 ("Inform", "Restaurant", None, "x"), None])
+@pytest.mark.parametrize(
+    "act",
+    [
+        ["Inform", "Restaurant", "Food"],
+        ["Inform", "Restaurant", "Food", 3],
+        "abcd",
+        ("Inform", "Restaurant", None, "x"),
+        None,
+    ],
+)
 def test_malformed_act_raises_value_error_naming_it(make_user, act):
     user = make_user(RESTAURANT)
     before = user.agenda_items()
@@ -308,10 +385,15 @@ def test_random_system_acts_never_crash_and_the_dialogue_ends(mwdata, trace_goal
     user = UserSimulator.from_data(mwdata)
     goal = data.draw(st.sampled_from(trace_goals), label="goal")
     user.start(goal, random.Random(data.draw(st.integers(0, 2**32), label="seed")))
-    value = st.one_of(st.text(max_size=12), st.sampled_from(["none", "0", "1", "3", "zero", "?", "dontcare",
-                                                             "12:30", "monday", "centre", "cheap", "2"]))
-    act = st.tuples(st.sampled_from(sys_vocab), value).map(lambda pair: [pair[0][1], pair[0][0], pair[0][2],
-                                                                         pair[1]])
+    value = st.one_of(
+        st.text(max_size=12),
+        st.sampled_from(
+            ["none", "0", "1", "3", "zero", "?", "dontcare", "12:30", "monday", "centre", "cheap", "2"]
+        ),
+    )
+    act = st.tuples(st.sampled_from(sys_vocab), value).map(
+        lambda pair: [pair[0][1], pair[0][0], pair[0][2], pair[1]]
+    )
     rounds = 0
     sys_acts: list = []
     while not user.terminated:

@@ -1,25 +1,16 @@
 import numpy as np
-import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from baselines import aldm
-from vrb import train as vrb_train
+from vrb.algorithms import make_config
 from vrb.checkpoint import load_checkpoint
-from vrb.config import TrainConfig
-from vrb.evaluate import load_policy
+from vrb.evaluate import load_agent
 from vrb.expert import ExpertData
 from vrb.ppo import RolloutBuffer
+from vrb.train import run
 
 STATE_DIM, ACTION_DIM = 6, 3
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def toy_sessions(n: int, follows_rule: bool, gen: torch.Generator) -> list[torch.Tensor]:
@@ -28,8 +19,11 @@ def toy_sessions(n: int, follows_rule: bool, gen: torch.Generator) -> list[torch
     for _ in range(n):
         length = int(torch.randint(2, 7, (1,), generator=gen))
         states = torch.randint(0, 2, (length, STATE_DIM), generator=gen).float()
-        actions = states[:, :ACTION_DIM] if follows_rule else torch.randint(0, 2, (length, ACTION_DIM),
-                                                                             generator=gen).float()
+        actions = (
+            states[:, :ACTION_DIM]
+            if follows_rule
+            else torch.randint(0, 2, (length, ACTION_DIM), generator=gen).float()
+        )
         sessions.append(torch.cat([states, actions], dim=1))
     return sessions
 
@@ -37,9 +31,14 @@ def toy_sessions(n: int, follows_rule: bool, gen: torch.Generator) -> list[torch
 def make_reward(expert: list[torch.Tensor], seed: int = 0, pretrain_epochs: int = 0) -> aldm.SessionReward:
     torch.manual_seed(seed)
     return aldm.SessionReward(
-        aldm.SessionDiscriminator(STATE_DIM + ACTION_DIM, turn_dim=16, lstm_hidden=16), expert,
-        lr=1e-2, batch_sessions=16, disc_epochs=1, pretrain_epochs=pretrain_epochs,
-        generator=torch.Generator().manual_seed(seed), state_features=slice(None),
+        aldm.SessionDiscriminator(STATE_DIM + ACTION_DIM, turn_dim=16, lstm_hidden=16),
+        expert,
+        lr=1e-2,
+        batch_sessions=16,
+        disc_epochs=1,
+        pretrain_epochs=pretrain_epochs,
+        generator=torch.Generator().manual_seed(seed),
+        state_features=slice(None),
     )
 
 
@@ -81,12 +80,21 @@ def test_relabel_puts_each_session_score_at_its_last_step():
     buffer = RolloutBuffer(6, 2, STATE_DIM, ACTION_DIM)
     done_at = {(2, 0), (5, 0), (3, 1)}
     for t in range(6):
-        buffer.add(torch.randint(0, 2, (2, STATE_DIM), generator=gen), torch.randint(0, 2, (2, ACTION_DIM), generator=gen),
-                   torch.zeros(2, STATE_DIM), torch.zeros(2), torch.full((2,), 7.0),
-                   torch.tensor([float((t, e) in done_at) for e in range(2)]), torch.zeros(2))
+        buffer.add(
+            torch.randint(0, 2, (2, STATE_DIM), generator=gen),
+            torch.randint(0, 2, (2, ACTION_DIM), generator=gen),
+            torch.zeros(2, STATE_DIM),
+            torch.zeros(2),
+            torch.full((2,), 7.0),
+            torch.tensor([float((t, e) in done_at) for e in range(2)]),
+            torch.zeros(2),
+        )
     stats = reward.relabel(buffer)
     assert stats["sessions"] == 3 and 0 <= stats["accuracy"] <= 1 and reward.updates == 1
-    turns = [torch.cat([buffer.states[a:b, e], buffer.actions[a:b, e]], 1) for e, a, b in [(0, 0, 3), (0, 3, 6), (1, 0, 4)]]
+    turns = [
+        torch.cat([buffer.states[a:b, e], buffer.actions[a:b, e]], 1)
+        for e, a, b in [(0, 0, 3), (0, 3, 6), (1, 0, 4)]
+    ]
     scores = reward.score(turns)
     expected = torch.zeros(6, 2)
     expected[2, 0], expected[5, 0], expected[3, 1] = scores
@@ -103,25 +111,42 @@ def test_expert_sessions_group_by_dialogue_without_the_goodbye_turn():
     states = np.zeros((5, STATE_DIM), np.float32)
     states[[2, 4], -1] = 1  # each dialogue's last system turn answers the user's goodbye
     states[:, 0] = np.arange(5)
-    expert = ExpertData(split="val", states=states, actions=np.ones((5, ACTION_DIM), np.float32), next_states=states,
-                        dialogue_index=np.array([0, 0, 0, 1, 1], np.int32), turn_index=np.array([1, 3, 5, 1, 3], np.int32),
-                        dialogue_ids=("a", "b"))
+    expert = ExpertData(
+        split="val",
+        states=states,
+        actions=np.ones((5, ACTION_DIM), np.float32),
+        next_states=states,
+        dialogue_index=np.array([0, 0, 0, 1, 1], np.int32),
+        turn_index=np.array([1, 3, 5, 1, 3], np.int32),
+        dialogue_ids=("a", "b"),
+    )
     sessions = aldm.expert_sessions(expert, state_features=slice(None))
     assert [s[:, 0].tolist() for s in sessions] == [[0.0, 1.0], [3.0]]
     assert sessions[0].shape == (2, STATE_DIM + ACTION_DIM)
 
 
 def test_tiny_aldm_run_writes_loadable_checkpoints_and_resumes(tmp_path):
-    cfg = TrainConfig(algo="aldm", epochs=1, steps_per_epoch=64, num_envs=2, mle_epochs=1, eval_dialogues=2,
-                      eval_every=1, policy_hidden=(16,), value_hidden=(8,), aldm_turn_dim=8, aldm_lstm_hidden=8,
-                      aldm_pretrain_epochs=1)
-    record = vrb_train.train(cfg, tmp_path)  # dispatched to baselines.aldm by name
+    cfg = make_config(
+        algo="aldm",
+        epochs=1,
+        steps_per_epoch=64,
+        num_envs=2,
+        mle_epochs=1,
+        eval_dialogues=2,
+        eval_every=1,
+        policy_hidden=(16,),
+        value_hidden=(8,),
+        aldm_turn_dim=8,
+        aldm_lstm_hidden=8,
+        aldm_pretrain_epochs=1,
+    )
+    record = run(cfg, tmp_path)  # the registered algorithm named aldm
     assert "best" in record and (tmp_path / "results.json").is_file()
-    policy, config = load_policy(tmp_path / "best.pt")
-    assert config["algo"] == "aldm" and policy.net[0].out_features == 16
+    agent, config = load_agent(tmp_path / "best.pt")
+    assert config["algo"] == "aldm" and agent.policy.net[0].out_features == 16
     assert load_checkpoint(tmp_path / "last.pt").state["reward_learner"]["updates"] == 1
 
-    vrb_train.train(cfg.replace(epochs=2), tmp_path, resume=True)
+    run(cfg.replace(epochs=2), tmp_path, resume=True)
     assert load_checkpoint(tmp_path / "last.pt").state["reward_learner"]["updates"] == 2
     events = EventAccumulator(str(tmp_path))
     events.Reload()

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from envs.multiwoz import demo
-from envs.multiwoz.traces import read_traces
+from envs.multiwoz.parity.traces import read_traces
 
 
 @pytest.mark.parametrize("policy", sorted(demo.POLICIES))
@@ -21,7 +21,9 @@ def test_prints_goal_dialogue_and_metrics(policy, capsys):
     # text first, then the acts beneath it
     assert re.fullmatch(r" {10}\w+\(\w+.*\)", lines[users[0] + 1])
     assert re.fullmatch(r" {10}\w+\(\w+.*\)", lines[systems[0] + 1])
-    assert re.search(r"^end: (the user ended the dialogue|truncated at 40 rounds) after \d+ rounds$", out, re.M)
+    assert re.search(
+        r"^end: (the user ended the dialogue|truncated at 40 rounds) after \d+ rounds$", out, re.M
+    )
     assert re.search(r"^metrics +ConvLab-2 +papers$", out, re.M)
     for label in ("success", "book rate / match", "inform precision", "inform recall", "inform F1", "turns"):
         assert re.search(rf"^  {re.escape(label)} +\S+ +\S+$", out, re.M), label
@@ -43,7 +45,9 @@ def test_random_policy_replays_the_recorded_random_dialogue(trace_paths):
     assert f"          {demo.format_act(recorded['turns'][-1]['user'][0])}" in lines
 
 
-@pytest.mark.parametrize("argv", [["--policy", "nope"], ["--seed", "-1"], ["--seed", "x"], ["--seed", str(2**32)]])
+@pytest.mark.parametrize(
+    "argv", [["--policy", "nope"], ["--seed", "-1"], ["--seed", "x"], ["--seed", str(2**32)]]
+)
 def test_bad_input_exits_two(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         demo.main(argv)

@@ -1,6 +1,6 @@
 from envs.multiwoz.dst import DialogueState, RuleDST, ValueNormalizer, default_belief_state
-from envs.multiwoz.parity_system import compare_dst
-from envs.multiwoz.traces import read_traces
+from envs.multiwoz.parity.system import compare_dst
+from envs.multiwoz.parity.traces import read_traces
 
 
 def test_dst_reproduces_every_traced_turn(mwdata, trace_paths):
@@ -20,7 +20,9 @@ def test_normaliser_maps_onto_ontology_spellings(mwdata):
     normalise = ValueNormalizer(mwdata.value_dict)
     assert normalise("hotel", "area", "Center") == "centre"  # via the centre/center rewriting
     assert normalise("hotel", "name", "the  Acorn Guest House") == "acorn guest house"  # containment
-    assert normalise("restaurant", "food", "european") == "european"  # exact beats an earlier containing value
+    assert (
+        normalise("restaurant", "food", "european") == "european"
+    )  # exact beats an earlier containing value
     # near spelling of a long value (edit distance <= 3 at 15+ characters)
     assert normalise("attraction", "name", "museum of archeology and anthropology") == (
         "museum of archaelogy and anthropology"
@@ -61,4 +63,12 @@ def test_reset_gives_an_independent_default_state(mwdata):
     assert state == DialogueState()
     assert state.belief_state == default_belief_state()
     assert state.belief_state["hotel"]["book"]["booked"] == []
-    assert list(state.belief_state) == ["police", "hotel", "attraction", "restaurant", "hospital", "taxi", "train"]
+    assert list(state.belief_state) == [
+        "police",
+        "hotel",
+        "attraction",
+        "restaurant",
+        "hospital",
+        "taxi",
+        "train",
+    ]

@@ -102,13 +102,19 @@ def test_episode_end_reports_metrics(env):
         _, _, terminated, truncated, info = env.step(random_action(rng))
         done = terminated or truncated
         assert ("metrics" in info) == done
-    assert isinstance(info["metrics"], DialogueMetrics) and info["metrics"].turns == 2 * info["metrics"].rounds
+    assert (
+        isinstance(info["metrics"], DialogueMetrics) and info["metrics"].turns == 2 * info["metrics"].rounds
+    )
 
 
 @pytest.mark.parametrize(
     "bad",
-    [np.zeros(ACTION_DIM + 1, dtype=np.int8), np.zeros((1, ACTION_DIM), dtype=np.int8),
-     np.zeros(ACTION_DIM, dtype=np.float32), np.full(ACTION_DIM, 2, dtype=np.int64)],
+    [
+        np.zeros(ACTION_DIM + 1, dtype=np.int8),
+        np.zeros((1, ACTION_DIM), dtype=np.int8),
+        np.zeros(ACTION_DIM, dtype=np.float32),
+        np.full(ACTION_DIM, 2, dtype=np.int64),
+    ],
 )
 def test_bad_action_raises_value_error_naming_the_space(env, bad):
     env.reset(seed=0)

@@ -11,11 +11,19 @@ import numpy as np
 import pytest
 
 from envs.dialogue_env import DialogueEnv
+from envs.multiwoz.parity.traces import read_traces
 from envs.multiwoz.rule_policy import RulePolicy
-from envs.multiwoz.traces import read_traces
 
-FINAL_FIELDS = ("success", "complete", "book_rate", "inform_precision", "inform_recall", "inform_f1",
-                "final_goal_analyze", "rounds")
+FINAL_FIELDS = (
+    "success",
+    "complete",
+    "book_rate",
+    "inform_precision",
+    "inform_recall",
+    "inform_f1",
+    "final_goal_analyze",
+    "rounds",
+)
 
 
 def replay(env: DialogueEnv, dialogue: dict, rule_policy: RulePolicy | None) -> list[str]:
@@ -43,7 +51,9 @@ def replay(env: DialogueEnv, dialogue: dict, rule_policy: RulePolicy | None) -> 
             action[turn["random_choice"]] = 1
             observation, reward, terminated, truncated, info = env.step(action)
         else:
-            observation, reward, terminated, truncated, info = env.step_acts(rule_policy.act(env.state, env.rng))
+            observation, reward, terminated, truncated, info = env.step_acts(
+                rule_policy.act(env.state, env.rng)
+            )
         if info["sys_acts"] != turn["sys"]:
             problems.append(f"turn {t} sys")
         if reward != turns[t + 1]["reward_eval"]:

@@ -10,8 +10,8 @@ from envs.multiwoz.evaluator import (
     summarize,
     user_goal_complete,
 )
-from envs.multiwoz.parity_system import compare_eval
-from envs.multiwoz.traces import read_traces
+from envs.multiwoz.parity.system import compare_eval
+from envs.multiwoz.parity.traces import read_traces
 
 
 @pytest.fixture
@@ -36,7 +36,9 @@ def test_evaluator_reproduces_every_traced_reward_and_final_score(evaluator, tra
 
 @pytest.fixture
 def restaurant(database):
-    return next(r for r in database.records("restaurant") if r["pricerange"] == "cheap" and r["area"] == "north")
+    return next(
+        r for r in database.records("restaurant") if r["pricerange"] == "cheap" and r["area"] == "north"
+    )
 
 
 def restaurant_goal(record, *, book=True, reqt=("phone",)):
@@ -62,11 +64,20 @@ def test_booked_and_informed_dialogue_succeeds(evaluator, restaurant):
     goal = restaurant_goal(restaurant)
     goal["restaurant"]["reqt"]["phone"] = restaurant["phone"]
     goal["restaurant"]["booked"] = restaurant["Ref"]
-    metrics = play(evaluator, goal, [
-        ([], [["Inform", "Restaurant", "Food", restaurant["food"]]]),
-        ([["Inform", "Restaurant", "Phone", restaurant["phone"]], ["Book", "Booking", "Ref", restaurant["Ref"]]],
-         [["bye", "general", "none", "none"]]),
-    ])
+    metrics = play(
+        evaluator,
+        goal,
+        [
+            ([], [["Inform", "Restaurant", "Food", restaurant["food"]]]),
+            (
+                [
+                    ["Inform", "Restaurant", "Phone", restaurant["phone"]],
+                    ["Book", "Booking", "Ref", restaurant["Ref"]],
+                ],
+                [["bye", "general", "none", "none"]],
+            ),
+        ],
+    )
     assert metrics.book_scores == (1.0,) and metrics.book_rate == 1.0
     assert metrics.inform_counts == (1, 0, 0)
     assert metrics.success == metrics.paper_success == 1
@@ -80,8 +91,15 @@ def test_none_rules(evaluator, restaurant):
     assert only_requests.book_rate is None and only_requests.inform_recall == 1
     assert only_requests.paper_success == 1
 
-    booking = [([["Inform", "Restaurant", "Name", restaurant["name"]], ["Book", "Booking", "Ref", restaurant["Ref"]]],
-                [])]
+    booking = [
+        (
+            [
+                ["Inform", "Restaurant", "Name", restaurant["name"]],
+                ["Book", "Booking", "Ref", restaurant["Ref"]],
+            ],
+            [],
+        )
+    ]
     only_booking = play(evaluator, restaurant_goal(restaurant, reqt=()), booking)
     assert only_booking.inform_recall is None and only_booking.book_rate == 1
     assert only_booking.paper_success == 1
@@ -95,8 +113,11 @@ def test_none_rules(evaluator, restaurant):
 def test_wrong_booking_fails_match(evaluator, database, restaurant):
     other = next(r for r in database.records("restaurant") if r["area"] != restaurant["area"])
     goal = restaurant_goal(restaurant, reqt=())
-    metrics = play(evaluator, goal, [([["Inform", "Restaurant", "Area", other["area"]],
-                                       ["Book", "Booking", "Ref", other["Ref"]]], [])])
+    metrics = play(
+        evaluator,
+        goal,
+        [([["Inform", "Restaurant", "Area", other["area"]], ["Book", "Booking", "Ref", other["Ref"]]], [])],
+    )
     assert metrics.book_rate < 1
     assert metrics.paper_success == metrics.success == 0
 
@@ -112,12 +133,19 @@ def test_paper_success_skips_the_final_database_check(evaluator, restaurant):
 def test_inform_false_positives(evaluator, restaurant):
     goal = restaurant_goal(restaurant, book=False)
     evaluator.reset(goal)
-    evaluator.add_system_acts([
-        ["Inform", "Restaurant", "Phone", restaurant["phone"]],  # requested: true positive
-        ["Inform", "Restaurant", "Area", "somewhere"],  # implausible area: false positive
-        ["Inform", "Restaurant", "Addr", restaurant["address"]],  # unrequested, but not "requestable": ignored
-        ["Inform", "Restaurant", "Area", "dontcare"],  # no value: ignored
-    ])
+    evaluator.add_system_acts(
+        [
+            ["Inform", "Restaurant", "Phone", restaurant["phone"]],  # requested: true positive
+            ["Inform", "Restaurant", "Area", "somewhere"],  # implausible area: false positive
+            [
+                "Inform",
+                "Restaurant",
+                "Addr",
+                restaurant["address"],
+            ],  # unrequested, but not "requestable": ignored
+            ["Inform", "Restaurant", "Area", "dontcare"],  # no value: ignored
+        ]
+    )
     assert evaluator.inform_counts() == (1, 1, 0)
     assert evaluator.inform_f1() == (0.5, 1.0, 2 / 3)
 
@@ -149,8 +177,21 @@ def test_taxi_goal_needs_an_rng(evaluator):
 def test_summary_pools_inform_counts_and_match(evaluator):
     def dialogue(counts, scores, success):
         precision, recall, f1 = precision_recall_f1(*counts)
-        return DialogueMetrics(success, success, bool(success), sum(scores) / len(scores) if scores else None,
-                               tuple(scores), precision, recall, f1, counts, 1.0, 4, True, success)
+        return DialogueMetrics(
+            success,
+            success,
+            bool(success),
+            sum(scores) / len(scores) if scores else None,
+            tuple(scores),
+            precision,
+            recall,
+            f1,
+            counts,
+            1.0,
+            4,
+            True,
+            success,
+        )
 
     first, second = dialogue((1, 0, 0), [1.0, 0.0], 0), dialogue((1, 3, 1), [], 0)
     summary = summarize([first, second])
@@ -163,7 +204,7 @@ def test_summary_pools_inform_counts_and_match(evaluator):
 
 
 def test_summary_matches_the_trace_readme(evaluator, trace_paths):
-    from envs.multiwoz.traces import rng_at
+    from envs.multiwoz.parity.traces import rng_at
 
     path = next(p for p in trace_paths if p.name.startswith("rule_policy"))
     metrics = []
@@ -173,10 +214,18 @@ def test_summary_matches_the_trace_readme(evaluator, trace_paths):
             evaluator.add_system_acts(turn["sys_in"])
             evaluator.add_user_acts(turn["user"])
         rng = rng_at(dialogue["seed"], dialogue["rng_end"])
-        metrics.append(evaluator.dialogue_metrics(len(dialogue["turns"]), dialogue["turns"][-1]["terminated"], rng))
+        metrics.append(
+            evaluator.dialogue_metrics(len(dialogue["turns"]), dialogue["turns"][-1]["terminated"], rng)
+        )
     summary = summarize(metrics)
-    expected = {"success": 0.965, "inform_precision": 0.889, "inform_recall": 0.984, "inform_f1": 0.918,
-                "book_rate": 0.981, "rounds": 5.29}
+    expected = {
+        "success": 0.965,
+        "inform_precision": 0.889,
+        "inform_recall": 0.984,
+        "inform_f1": 0.918,
+        "book_rate": 0.981,
+        "rounds": 5.29,
+    }
     assert {key: round(summary[key], 3) for key in expected} == expected
 
 

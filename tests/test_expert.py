@@ -13,18 +13,12 @@ from envs.multiwoz.vector import (
     BOOKED_OFFSET,
     STATE_DIM,
     TERMINATED_INDEX,
-    Vectoriser,
 )
 from vrb import expert as expert_module
 from vrb.expert import ExpertData, build_expert, cache_key, default_cache_dir, load_expert, turn_acts
 from vrb.ppo import Transitions
 
 HAND_CHECKED_DIALOGUE = "PMUL1635"  # first dialogue of val.json.zip: one hotel booking, then a train
-
-
-@pytest.fixture(scope="module")
-def vectoriser(mwdata, database):
-    return Vectoriser(mwdata, database)
 
 
 @pytest.fixture(scope="module")
@@ -73,25 +67,43 @@ def test_hand_checked_transitions_of_a_real_dialogue(val_expert, mwdata):
     usr, sys = mwdata.usr_act_vocab, mwdata.sys_act_vocab
     assert (usr[16], usr[18], usr[33]) == ("Hotel-Inform-Day-1", "Hotel-Inform-Name-1", "Hotel-Request-Ref-?")
     assert (sys[43], sys[55], sys[92], sys[94], sys[207]) == (
-        "Booking-Book-Ref-1", "Booking-Request-Day-?", "Hotel-Recommend-Name-1", "Hotel-Recommend-Price-1",
+        "Booking-Book-Ref-1",
+        "Booking-Request-Day-?",
+        "Hotel-Recommend-Name-1",
+        "Hotel-Recommend-Price-1",
         "general-reqmore-none-none",
     )
-    hotel_belief = list(range(299, 306))  # 287 + hotel slots 12..18, all set: "not mentioned" counts as filled
+    hotel_belief = list(
+        range(299, 306)
+    )  # 287 + hotel slots 12..18, all set: "not mentioned" counts as filled
     free_domain_counts = [320, 326, 332]  # attraction, restaurant, train unconstrained: >= 5 entities each
     hotel_none = 333  # hotel name "wartworth" (a typo) matches no hotel exactly: bucket 0 of 315 + 3 * 6
 
     # Log turn 5: user informs the (misspelt) hotel name; turn 3 recommended Name x2 / Price x2, of which
     # only the first of each is in the vocabulary (78 + 92, 78 + 94); the system asks for the day.
     turn5 = rows[2]
-    assert nonzero(val_expert.states[turn5]) == [18, 78 + 92, 78 + 94, *hotel_belief, *free_domain_counts,
-                                                 hotel_none]
+    assert nonzero(val_expert.states[turn5]) == [
+        18,
+        78 + 92,
+        78 + 94,
+        *hotel_belief,
+        *free_domain_counts,
+        hotel_none,
+    ]
     assert nonzero(val_expert.actions[turn5]) == [55]
 
     # Log turn 7: user gives the day and asks for the reference; the hotel is booked (311 + 3); the system
     # books and offers more help.
     turn7 = rows[3]
-    assert nonzero(val_expert.states[turn7]) == [16, 33, 78 + 55, *hotel_belief, 314, *free_domain_counts,
-                                                 hotel_none]
+    assert nonzero(val_expert.states[turn7]) == [
+        16,
+        33,
+        78 + 55,
+        *hotel_belief,
+        314,
+        *free_domain_counts,
+        hotel_none,
+    ]
     assert nonzero(val_expert.actions[turn7]) == [43, 207]
     assert np.array_equal(val_expert.next_states[turn5], val_expert.states[turn7])
 
@@ -115,8 +127,11 @@ def test_terminal_turns_keep_their_state_and_others_chain_within_the_dialogue(va
 def test_to_transitions_gives_the_same_float32_tensors(val_expert):
     batch = val_expert.to_transitions()
     assert isinstance(batch, Transitions) and len(batch) == len(val_expert)
-    for tensor, array in ((batch.states, val_expert.states), (batch.actions, val_expert.actions),
-                          (batch.next_states, val_expert.next_states)):
+    for tensor, array in (
+        (batch.states, val_expert.states),
+        (batch.actions, val_expert.actions),
+        (batch.next_states, val_expert.next_states),
+    ):
         assert tensor.dtype == torch.float32
         assert torch.equal(tensor, torch.from_numpy(array))
 
@@ -127,13 +142,23 @@ def test_cache_hit_returns_identical_arrays_without_rebuilding(val_expert, mwdat
     for name in ("states", "actions", "next_states", "dialogue_index", "turn_index"):
         assert np.array_equal(getattr(again, name), getattr(val_expert, name)), name
     assert (again.split, again.dialogue_ids, again.skipped_turns) == (
-        "val", val_expert.dialogue_ids, val_expert.skipped_turns)
+        "val",
+        val_expert.dialogue_ids,
+        val_expert.skipped_turns,
+    )
 
 
 def tiny_expert(split: str) -> ExpertData:
     zeros = np.zeros((1, STATE_DIM), np.float32)
-    return ExpertData(split, zeros, np.zeros((1, ACTION_DIM), np.float32), zeros,
-                      np.zeros(1, np.int32), np.ones(1, np.int32), ("X",))
+    return ExpertData(
+        split,
+        zeros,
+        np.zeros((1, ACTION_DIM), np.float32),
+        zeros,
+        np.zeros(1, np.int32),
+        np.ones(1, np.int32),
+        ("X",),
+    )
 
 
 def test_changed_data_checksum_or_unreadable_cache_rebuilds(mwdata, tmp_path, monkeypatch):
@@ -183,16 +208,25 @@ def test_malformed_turns_are_skipped_and_counted(val_corpus, vectoriser, caplog)
     del no_acts["log"][4]["dialog_act"]  # the user turn before log turn 5: that transition is skipped
     last_broken = copy.deepcopy(good)
     last_broken["log"][17]["dialog_act"] = {"general": [["none", "none"]]}  # no "Domain-Intent" key
-    corpus = {"good": good, "no_metadata": no_metadata, "no_acts": no_acts, "no_log": {},
-              "last_broken": last_broken}
+    corpus = {
+        "good": good,
+        "no_metadata": no_metadata,
+        "no_acts": no_acts,
+        "no_log": {},
+        "last_broken": last_broken,
+    }
     with caplog.at_level(logging.WARNING, logger="vrb.expert"):
         data = build_expert(corpus, vectoriser, "val")
     assert "skipped 4" in caplog.text
     assert data.skipped_turns == 4
     by_dialogue = {name: data.turn_index[data.dialogue_index == i].tolist() for i, name in enumerate(corpus)}
-    assert by_dialogue == {"good": [1, 3, 5, 7, 9, 11, 13, 15, 17], "no_metadata": [1, 3, 7, 9, 11, 13, 15, 17],
-                           "no_acts": [1, 3, 7, 9, 11, 13, 15, 17], "no_log": [],
-                           "last_broken": [1, 3, 5, 7, 9, 11, 13, 15]}
+    assert by_dialogue == {
+        "good": [1, 3, 5, 7, 9, 11, 13, 15, 17],
+        "no_metadata": [1, 3, 7, 9, 11, 13, 15, 17],
+        "no_acts": [1, 3, 7, 9, 11, 13, 15, 17],
+        "no_log": [],
+        "last_broken": [1, 3, 5, 7, 9, 11, 13, 15],
+    }
     good_rows = np.flatnonzero(data.dialogue_index == 0)
     for i, name in ((1, "no_metadata"), (2, "no_acts")):
         rows = np.flatnonzero(data.dialogue_index == i)
@@ -204,10 +238,18 @@ def test_malformed_turns_are_skipped_and_counted(val_corpus, vectoriser, caplog)
 
 
 def test_turn_acts_sorts_slots_within_each_domain_intent():
-    turn = {"dialog_act": {"Hotel-Recommend": [["Price", "cheap"], ["Name", "A"], ["Price", "moderate"]],
-                           "general-bye": [["none", "none"]]}}
-    assert turn_acts(turn) == [["Recommend", "Hotel", "Name", "A"], ["Recommend", "Hotel", "Price", "cheap"],
-                               ["Recommend", "Hotel", "Price", "moderate"], ["bye", "general", "none", "none"]]
+    turn = {
+        "dialog_act": {
+            "Hotel-Recommend": [["Price", "cheap"], ["Name", "A"], ["Price", "moderate"]],
+            "general-bye": [["none", "none"]],
+        }
+    }
+    assert turn_acts(turn) == [
+        ["Recommend", "Hotel", "Name", "A"],
+        ["Recommend", "Hotel", "Price", "cheap"],
+        ["Recommend", "Hotel", "Price", "moderate"],
+        ["bye", "general", "none", "none"],
+    ]
     assert turn_acts({"dialog_act": {}}) == []
     assert turn_acts({}) is None
     assert turn_acts({"dialog_act": {"Hotel-Inform": [["Area"]]}}) is None
@@ -284,7 +326,7 @@ def test_replayed_states_are_what_the_env_can_show(replayed_expert, val_expert):
     for data in (replayed_expert, val_expert):
         assert data.actions.shape == (7365, ACTION_DIM) and np.array_equal(data.actions, val_expert.actions)
     assert replayed_expert.states[:, TERMINATED_INDEX].sum() == 0
-    assert replayed_expert.states[:, BOOKED_OFFSET:BOOKED_OFFSET + 4].sum() == 0
+    assert replayed_expert.states[:, BOOKED_OFFSET : BOOKED_OFFSET + 4].sum() == 0
     belief = slice(BELIEF_OFFSET, BOOKED_OFFSET)
     assert replayed_expert.states[:, belief].sum(1).mean() < 4.5 < val_expert.states[:, belief].sum(1).mean()
     terminal = np.r_[replayed_expert.dialogue_index[1:] != replayed_expert.dialogue_index[:-1], True]

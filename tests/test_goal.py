@@ -8,7 +8,7 @@ import pytest
 
 from envs.multiwoz.db import Database
 from envs.multiwoz.goal import GoalGenerator
-from envs.multiwoz.traces import read_traces, rng_position
+from envs.multiwoz.parity.traces import read_traces, rng_position
 
 STAT_GOALS = 5_000
 MIN_P_VALUE = 1e-3  # chi-square goodness of fit; the seeds are fixed, so the test is deterministic

@@ -1,20 +1,21 @@
 import numpy as np
 import pytest
 
-from baselines.common import SummaryActions
+from baselines.common import SummaryActions, request_answers
 from baselines.gp_mbcm import (
     Committee,
+    GPOptions,
     SparseGP,
     bcm_combine,
     discounted_returns,
-    request_answers,
     state_kernel,
-    train,
     turn_members,
 )
 from envs.dialogue_env import DialogueEnv
-from vrb.config import TrainConfig
-from vrb.evaluate import load_agent, run_dialogues
+from vrb.agents import run_dialogues
+from vrb.algorithms import make_config
+from vrb.evaluate import load_agent
+from vrb.train import run
 
 LENGTH, SIGNAL, NOISE, GAMMA = 1.5, 4.0, 0.5, 0.9
 STATES = np.array([[1, 0, 1, 0], [0, 1, 1, 0], [1, 1, 0, 1]], dtype=np.float64)
@@ -102,7 +103,7 @@ def test_bcm_combination_of_two_gps():
 
 def test_committee_q_values_are_the_bcm_of_its_gps():
     summary = SummaryActions(np.eye(2, dtype=np.float32), coverage=1.0)
-    cfg = TrainConfig(gp_length_scale=LENGTH, gp_signal_var=SIGNAL, gp_noise_var=NOISE, gp_ald_threshold=1e-9)
+    cfg = GPOptions(gp_length_scale=LENGTH, gp_signal_var=SIGNAL, gp_noise_var=NOISE, gp_ald_threshold=1e-9)
     committee = Committee(("general", "hotel"), summary, np.full(78, -1), cfg)
     states = np.pad(STATES, ((0, 0), (0, 336)))
     queries = np.pad(QUERIES, ((0, 0), (0, 336)))
@@ -139,7 +140,7 @@ def test_turn_members_carry_the_domain_until_the_dialogue_ends():
 
 
 def test_tiny_run_writes_loadable_checkpoints_and_resumes(tmp_path):
-    cfg = TrainConfig(
+    cfg = make_config(
         algo="gp_mbcm",
         epochs=2,
         steps_per_epoch=64,
@@ -149,12 +150,12 @@ def test_tiny_run_writes_loadable_checkpoints_and_resumes(tmp_path):
         gp_num_actions=5,
         gp_max_dictionary=10,
     )
-    record = train(cfg, tmp_path)
+    record = run(cfg, tmp_path)
     assert (tmp_path / "results.json").is_file() and (tmp_path / "best.pt").is_file()
     agent, _ = load_agent(tmp_path / "last.pt")
     assert agent.committee.dictionary_size() > 0
     assert len(run_dialogues(agent, DialogueEnv(), [0]).dialogues) == 1
-    resumed = train(cfg.replace(epochs=3), tmp_path, resume=True)
+    resumed = run(cfg.replace(epochs=3), tmp_path, resume=True)
     assert resumed["best"]["success"] >= record["best"]["success"]
 
 
@@ -165,7 +166,7 @@ def test_answer_the_requests_action_informs_every_requested_slot():
     )
     assert answers.tolist() == [1, -1, -1]
     summary = SummaryActions(np.array([[1.0, 0.0]], dtype=np.float32), coverage=1.0)
-    committee = Committee(("general",), summary, np.pad(answers, (0, 75), constant_values=-1), TrainConfig())
+    committee = Committee(("general",), summary, np.pad(answers, (0, 75), constant_values=-1), GPOptions())
     states = np.zeros((2, 340))
     states[0, [0, 1]] = 1  # the user asked for the address and the reference
     assert committee.action_vectors(states, np.array([1, 0])).tolist() == [[0.0, 1.0], [1.0, 0.0]]

@@ -15,35 +15,48 @@ def turn(dialog_act: dict, booked: dict | None = None, semi: dict | None = None)
     """A corpus log entry; system turns carry a belief state (``metadata``), user turns an empty one."""
     if booked is None and semi is None:
         return {"text": "", "dialog_act": dialog_act, "metadata": {}}
-    metadata = {domain: {"book": {"booked": entries}, "semi": dict(semi or {})}
-                for domain, entries in (booked or {}).items()}
+    metadata = {
+        domain: {"book": {"booked": entries}, "semi": dict(semi or {})}
+        for domain, entries in (booked or {}).items()
+    }
     return {"text": "", "dialog_act": dialog_act, "metadata": metadata}
 
 
 def empty_domains(**goals) -> dict:
-    return {domain: goals.get(domain, {}) for domain in ("taxi", "police", "hospital", "hotel", "attraction",
-                                                         "train", "restaurant")} | {"message": [], "topic": {}}
+    return {
+        domain: goals.get(domain, {})
+        for domain in ("taxi", "police", "hospital", "hotel", "attraction", "train", "restaurant")
+    } | {"message": [], "topic": {}}
 
 
 # Booked restaurant, its requested phone informed: everything right.
 RESTAURANT = {
-    "goal": empty_domains(restaurant={
-        "info": CURRY_GARDEN, "fail_info": {}, "reqt": ["phone"],
-        "book": {"people": "2", "day": "monday", "time": "12:00", "invalid": False}, "fail_book": {},
-    }),
+    "goal": empty_domains(
+        restaurant={
+            "info": CURRY_GARDEN,
+            "fail_info": {},
+            "reqt": ["phone"],
+            "book": {"people": "2", "day": "monday", "time": "12:00", "invalid": False},
+            "fail_book": {},
+        }
+    ),
     "log": [
         turn({"Restaurant-Inform": [["Food", "indian"], ["Price", "expensive"], ["Area", "centre"]]}),
         turn({"Restaurant-Inform": [["Name", "curry garden"], ["Phone", "01223302330"]]}, booked={}),
         turn({"Booking-Inform": [["People", "2"], ["Day", "monday"], ["Time", "12:00"]]}),
-        turn({"Booking-Book": [["Ref", "ABCD1234"]]},
-             booked={"restaurant": [{"name": "Curry Garden", "reference": "ABCD1234"}]}),
+        turn(
+            {"Booking-Book": [["Ref", "ABCD1234"]]},
+            booked={"restaurant": [{"name": "Curry Garden", "reference": "ABCD1234"}]},
+        ),
         turn({"general-thank": [["none", "none"]]}),
         turn({"general-bye": [["none", "none"]]}, booked={}),
     ],
 }
 # One of two requested slots informed, plus an unrequested requestable slot (a false positive).
 ATTRACTION = {
-    "goal": empty_domains(attraction={"info": {"type": "museum"}, "fail_info": {}, "reqt": ["entrance fee", "postcode"]}),
+    "goal": empty_domains(
+        attraction={"info": {"type": "museum"}, "fail_info": {}, "reqt": ["entrance fee", "postcode"]}
+    ),
     "log": [
         turn({"Attraction-Inform": [["Type", "museum"]]}),
         turn({"Attraction-Inform": [["Post", "cb11ln"], ["Area", "centre"]]}, booked={}),
@@ -52,12 +65,21 @@ ATTRACTION = {
 }
 # TR4173 runs twice in the database; the belief state picks the Tuesday run (record 2365), which arrives in time.
 TRAIN = {
-    "goal": empty_domains(train={"info": {**TRAIN_ROUTE, "arriveBy": "12:45"}, "fail_info": {},
-                                 "book": {"people": "1", "invalid": True}, "fail_book": {}}),
+    "goal": empty_domains(
+        train={
+            "info": {**TRAIN_ROUTE, "arriveBy": "12:45"},
+            "fail_info": {},
+            "book": {"people": "1", "invalid": True},
+            "fail_book": {},
+        }
+    ),
     "log": [
         turn({"Train-Inform": [["Day", "tuesday"], ["Depart", "bishops stortford"], ["Dest", "cambridge"]]}),
-        turn({"Train-OfferBooked": [["Ref", "AAX97X46"], ["Arrive", "12:07"]]},
-             booked={"train": [{"trainID": "TR4173", "reference": "AAX97X46"}]}, semi=TRAIN_ROUTE),
+        turn(
+            {"Train-OfferBooked": [["Ref", "AAX97X46"], ["Arrive", "12:07"]]},
+            booked={"train": [{"trainID": "TR4173", "reference": "AAX97X46"}]},
+            semi=TRAIN_ROUTE,
+        ),
         turn({"general-bye": [["none", "none"]]}),
         turn({"general-bye": [["none", "none"]]}, booked={}),
     ],
@@ -78,14 +100,25 @@ def scorer(database):
 
 def test_corpus_goal_keeps_info_reqt_and_booking_details():
     goal = human.corpus_goal(RESTAURANT["goal"])
-    assert goal == {"restaurant": {"info": CURRY_GARDEN, "reqt": {"phone": "?"},
-                                   "book": {"people": "2", "day": "monday", "time": "12:00"}, "booked": "?"}}
+    assert goal == {
+        "restaurant": {
+            "info": CURRY_GARDEN,
+            "reqt": {"phone": "?"},
+            "book": {"people": "2", "day": "monday", "time": "12:00"},
+            "booked": "?",
+        }
+    }
 
 
 def test_corpus_acts_are_intent_domain_slot_value_in_order():
-    acts = human.corpus_acts({"Hotel-Inform": [["Area", "east"], ["Stars", "4"]], "general-bye": [["none", "none"]]})
-    assert acts == [["Inform", "Hotel", "Area", "east"], ["Inform", "Hotel", "Stars", "4"],
-                    ["bye", "general", "none", "none"]]
+    acts = human.corpus_acts(
+        {"Hotel-Inform": [["Area", "east"], ["Stars", "4"]], "general-bye": [["none", "none"]]}
+    )
+    assert acts == [
+        ["Inform", "Hotel", "Area", "east"],
+        ["Inform", "Hotel", "Stars", "4"],
+        ["bye", "general", "none", "none"],
+    ]
 
 
 def test_booked_restaurant_with_its_phone_is_a_success(scorer):

@@ -8,6 +8,7 @@ import pytest
 from envs.dialogue_env import DialogueEnv
 from envs.noise import NoisyUser, corruption_tables
 from vrb.config import TrainConfig
+from vrb.errors import ConfigError
 
 SEEDS = range(12)
 
@@ -98,5 +99,5 @@ def test_noise_does_not_consume_the_dialogue_stream(clean_env):
 def test_bad_probability_is_a_clear_error(clean_env):
     with pytest.raises(ValueError, match=r"user noise p = 1.5: expected a probability in \[0, 1\]"):
         DialogueEnv(user_noise=1.5)
-    with pytest.raises(ValueError, match="user_noise"):
+    with pytest.raises(ConfigError, match="user_noise"):
         TrainConfig(user_noise=-0.1)

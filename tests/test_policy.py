@@ -3,17 +3,9 @@ import math
 import pytest
 import torch
 
-from vrb.config import TrainConfig
-from vrb.mle import act_scores, behaviour_cloning, behaviour_cloning_from_config
+from vrb.config import MLEOptions
+from vrb.mle import act_scores, behaviour_cloning, behaviour_cloning_from_options
 from vrb.policy import ACTION_DIM, STATE_DIM, MultiLabelPolicy, ValueNet
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def linear_shapes(module: torch.nn.Module) -> list[tuple[int, int]]:
@@ -112,7 +104,7 @@ def test_behaviour_cloning_learns_a_fixed_mapping():
 def test_behaviour_cloning_rejects_mismatched_arrays():
     s, a = synthetic_demonstrations(10, 0)
     with pytest.raises(ValueError, match="train set has 10 states and 9 actions"):
-        behaviour_cloning_from_config(MultiLabelPolicy(12, 4), s, a[:9], s, a, TrainConfig(mle_epochs=1))
+        behaviour_cloning_from_options(MultiLabelPolicy(12, 4), s, a[:9], s, a, MLEOptions(mle_epochs=1))
 
 
 def test_entropy_of_uniform_policy_is_n_log_2():

@@ -2,19 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from vrb.config import TrainConfig
 from vrb.policy import MultiLabelPolicy, ValueNet
-from vrb.ppo import PPO, RolloutBuffer, clipped_surrogate_loss, compute_gae
+from vrb.ppo import PPO, PPOOptions, RolloutBuffer, clipped_surrogate_loss, compute_gae
 
 GAMMA, LAMBDA = 0.9, 0.8
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def column(*values: float) -> torch.Tensor:
@@ -111,8 +102,8 @@ def test_ppo_update_moves_probability_towards_rewarded_act():
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     policy, value = MultiLabelPolicy(4, 3, (16,)), ValueNet(4, (16,))
-    config = TrainConfig(policy_lr=1e-2, value_lr=1e-2, minibatch_size=32, bc_coef=0)
-    ppo = PPO.from_config(policy, value, config, generator)
+    config = PPOOptions(policy_lr=1e-2, value_lr=1e-2, minibatch_size=32, bc_coef=0)
+    ppo = PPO.from_options(policy, value, config, 0.99, generator)
     before = torch.sigmoid(policy(torch.ones(1, 4)))[0]
     stats = {}
     for _ in range(3):
@@ -135,9 +126,9 @@ def test_ppo_update_moves_probability_towards_rewarded_act():
 
 def test_ppo_optimiser_state_round_trips():
     policy, value = MultiLabelPolicy(4, 3, (8,)), ValueNet(4, (8,))
-    ppo = PPO.from_config(policy, value, TrainConfig(bc_coef=0))
+    ppo = PPO.from_options(policy, value, PPOOptions(bc_coef=0), 0.99)
     ppo.update(fill_bandit_buffer(policy, torch.Generator().manual_seed(0)))
-    other = PPO.from_config(policy, value, TrainConfig(bc_coef=0))
+    other = PPO.from_options(policy, value, PPOOptions(bc_coef=0), 0.99)
     other.load_state_dict(ppo.state_dict())
     assert (
         other.policy_optimizer.state_dict()["state"].keys()
@@ -149,24 +140,37 @@ def test_target_kl_stops_the_update_early():
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     policy, value = MultiLabelPolicy(4, 3, (8,)), ValueNet(4, (8,))
-    ppo = PPO(policy, value, policy_lr=0.05, value_lr=1e-3, gamma=0.9, gae_lambda=0.9, clip_coef=0.2,
-              update_epochs=10, minibatch_size=8, ent_coef=0.0, max_grad_norm=10.0, target_kl=1e-6,
-              generator=generator)
+    ppo = PPO(
+        policy,
+        value,
+        policy_lr=0.05,
+        value_lr=1e-3,
+        gamma=0.9,
+        gae_lambda=0.9,
+        clip_coef=0.2,
+        update_epochs=10,
+        minibatch_size=8,
+        ent_coef=0.0,
+        max_grad_norm=10.0,
+        target_kl=1e-6,
+        generator=generator,
+    )
     assert ppo.update(fill_bandit_buffer(policy, generator))["update_rounds"] == 1
 
 
 def test_behaviour_cloning_term_pulls_towards_the_expert_act():
     """With no reward signal (constant rewards), the BC term alone moves the policy to the expert's act 2."""
+    from vrb.expert import ExpertSampler
     from vrb.ppo import Transitions
-    from vrb.reward import ExpertSampler
 
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     policy, value = MultiLabelPolicy(4, 3, (16,)), ValueNet(4, (16,))
-    expert = ExpertSampler(Transitions(torch.ones(64, 4), torch.tensor([[0.0, 0.0, 1.0]] * 64), torch.ones(64, 4)),
-                           generator)
-    config = TrainConfig(policy_lr=1e-2, value_lr=1e-2, bc_coef=1.0)
-    ppo = PPO.from_config(policy, value, config, generator, expert)
+    expert = ExpertSampler(
+        Transitions(torch.ones(64, 4), torch.tensor([[0.0, 0.0, 1.0]] * 64), torch.ones(64, 4)), generator
+    )
+    config = PPOOptions(policy_lr=1e-2, value_lr=1e-2, bc_coef=1.0)
+    ppo = PPO.from_options(policy, value, config, 0.99, generator, expert)
     before = torch.sigmoid(policy(torch.ones(1, 4)))[0]
     buffer = fill_bandit_buffer(policy, generator)
     buffer.rewards.zero_()
@@ -174,4 +178,4 @@ def test_behaviour_cloning_term_pulls_towards_the_expert_act():
     after = torch.sigmoid(policy(torch.ones(1, 4)))[0]
     assert after[2] > before[2] + 0.1 and after[0] < before[0] and stats["bc_loss"] > 0
     with pytest.raises(ValueError, match="needs expert transitions"):
-        PPO.from_config(policy, value, config, generator)
+        PPO.from_options(policy, value, config, 0.99, generator)

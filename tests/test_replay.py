@@ -8,13 +8,15 @@ import sys
 
 import pytest
 
-from envs.multiwoz import replay
 from envs.multiwoz.data import REPO_ROOT
-from envs.multiwoz.parity_system import FINAL_FIELDS
-from envs.multiwoz.traces import read_traces
+from envs.multiwoz.parity import replay
+from envs.multiwoz.parity.system import FINAL_FIELDS
+from envs.multiwoz.parity.traces import read_traces
 
-SUMMARY = re.compile(r"parity: goal (\d+)/(\d+), init (\d+)/(\d+), user-turns (\d+)/(\d+), "
-                     r"dst (\d+)/(\d+), vector (\d+)/(\d+), eval (\d+)/(\d+)")
+SUMMARY = re.compile(
+    r"parity: goal (\d+)/(\d+), init (\d+)/(\d+), user-turns (\d+)/(\d+), "
+    r"dst (\d+)/(\d+), vector (\d+)/(\d+), eval (\d+)/(\d+)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,13 @@ def test_every_trace_replays_exactly(trace_paths, context):
 
 @pytest.mark.parametrize("which", [0, 1])
 def test_cli_reports_parity_and_exits_zero(trace_paths, which):
-    result = subprocess.run([sys.executable, "-m", "envs.multiwoz.replay", str(trace_paths[which])],
-                            capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "envs.multiwoz.parity.replay", str(trace_paths[which])],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     last = result.stdout.strip().splitlines()[-1]
     match = SUMMARY.fullmatch(last)
@@ -71,15 +78,19 @@ def _corrupt_final(dialogue, field, value):
     return None
 
 
-@pytest.mark.parametrize(("component", "corrupt", "field", "value"), [
-    ("dst", _corrupt_round, "request_state", {"hotel": {"phone": 0}}),
-    ("vector", _corrupt_round, "state_vec_nz", [0]),
-    ("vector", _corrupt_round, "sys_act_vec_nz", [208]),
-    ("eval", _corrupt_round, "reward_eval", 1234),
-    ("eval", _corrupt_final, "inform_f1", 0.123),
-])
-def test_corrupted_system_side_line_exits_one_and_names_it(trace_paths, tmp_path, capsys, component, corrupt,
-                                                          field, value):
+@pytest.mark.parametrize(
+    ("component", "corrupt", "field", "value"),
+    [
+        ("dst", _corrupt_round, "request_state", {"hotel": {"phone": 0}}),
+        ("vector", _corrupt_round, "state_vec_nz", [0]),
+        ("vector", _corrupt_round, "sys_act_vec_nz", [208]),
+        ("eval", _corrupt_round, "reward_eval", 1234),
+        ("eval", _corrupt_final, "inform_f1", 0.123),
+    ],
+)
+def test_corrupted_system_side_line_exits_one_and_names_it(
+    trace_paths, tmp_path, capsys, component, corrupt, field, value
+):
     dialogues = [d for d in read_traces(trace_paths[0], limit=6) if len(d["turns"]) > 1][:3]
     turn = corrupt(dialogues[2], field, value)
     path = tmp_path / "corrupted.jsonl"
@@ -91,8 +102,13 @@ def test_corrupted_system_side_line_exits_one_and_names_it(trace_paths, tmp_path
     assert f"  field {field}" in lines
     match = SUMMARY.fullmatch(lines[-1])
     assert match, lines[-1]
-    results = dict(zip(["goal", "init", "user-turns", "dst", "vector", "eval"],
-                       zip(map(int, match.groups()[::2]), map(int, match.groups()[1::2]), strict=True), strict=True))
+    results = dict(
+        zip(
+            ["goal", "init", "user-turns", "dst", "vector", "eval"],
+            zip(map(int, match.groups()[::2]), map(int, match.groups()[1::2]), strict=True),
+            strict=True,
+        )
+    )
     for name, (matched, checked) in results.items():
         assert matched == checked - (name == component), (name, matched, checked)
 
@@ -102,14 +118,17 @@ def test_limit(trace_paths, context):
     assert tallies["goal"].checked == 5
 
 
-@pytest.mark.parametrize(("name", "content"), [
-    ("missing.jsonl.gz", None),
-    ("garbage.jsonl.gz", b"this is not gzip"),
-    ("bad.jsonl", b"{not json}\n"),
-    ("empty.jsonl", b""),
-    ("fields.jsonl", b'{"seed": 1}\n'),
-    ("list.jsonl", b"[1, 2]\n"),
-])
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("missing.jsonl.gz", None),
+        ("garbage.jsonl.gz", b"this is not gzip"),
+        ("bad.jsonl", b"{not json}\n"),
+        ("empty.jsonl", b""),
+        ("fields.jsonl", b'{"seed": 1}\n'),
+        ("list.jsonl", b"[1, 2]\n"),
+    ],
+)
 def test_unreadable_input_exits_two_with_one_line(tmp_path, capsys, name, content):
     path = tmp_path / name
     if content is not None:

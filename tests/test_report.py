@@ -9,8 +9,9 @@ import pytest
 
 from experiments import report
 from experiments.store import ResultStore, TrialRecord
-from vrb.config import TrainConfig
+from vrb.algorithms import make_config
 from vrb.logger import RunLogger
+from vrb.stats import t_quantile_975
 
 SUCCESS = {  # (algo, simulator, noise) -> per-seed papers' success
     ("vrb", "agenda", 0.0): [0.8, 0.9, 1.0],
@@ -21,8 +22,13 @@ SUCCESS = {  # (algo, simulator, noise) -> per-seed papers' success
 TURNS = [10.0, 12.0, 14.0]
 
 
+def half_width(sd: float, n: int = 3) -> float:
+    """The 95% Student-t interval's half-width over n seeds of standard deviation sd."""
+    return t_quantile_975(n - 1) * sd / math.sqrt(n)
+
+
 def _record(algo: str, simulator: str, noise: float, seed: int, success: float, status: str = "finished"):
-    config = TrainConfig(algo=algo, simulator=simulator, seed=seed, user_noise=noise).to_dict()
+    config = make_config(algo=algo, simulator=simulator, seed=seed, user_noise=noise).to_dict()
     metrics = (
         {
             "paper_success": success,
@@ -91,7 +97,7 @@ def test_cells_have_mean_ci_and_n(sweep_dir):
     ]
     mean, ci, n = cells[0].stats("paper_success")
     assert (mean, n) == (pytest.approx(0.9), 3)
-    assert ci == pytest.approx(1.96 * 0.1 / math.sqrt(3))
+    assert ci == pytest.approx(4.303 * 0.1 / math.sqrt(3))  # t_0.975 with 2 degrees of freedom, not 1.96
 
 
 def test_report_files(sweep_dir):
@@ -99,11 +105,13 @@ def test_report_files(sweep_dir):
     text = path.read_text()
     out = sweep_dir / "report"
     assert "| policy | agenda turns | agenda match | agenda inform | agenda success | vhus turns |" in text
-    turns = f"12.00 ± {1.96 * 2 / math.sqrt(3):.2f}"
-    agenda, vhus = "100.0 ± 0.0 | 50.0 ± 0.0 | 90.0 ± 11.3", "100.0 ± 0.0 | 50.0 ± 0.0 | 30.0 ± 0.0"
+    turns = f"12.00 ± {half_width(2.0):.2f}"  # 4.97
+    agenda = f"100.0 ± 0.0 | 50.0 ± 0.0 | 90.0 ± {100 * half_width(0.1):.1f}"  # 24.8
+    vhus = "100.0 ± 0.0 | 50.0 ± 0.0 | 30.0 ± 0.0"
+    assert "Mean ± 95% Student-t interval over seeds" in text
     assert f"| vrb ic=0.5 | {turns} | {agenda} | {turns} | {vhus} | 3/3 |" in text
     assert "| ppo | " in text and " | — | — | — | — | 3/0 |" in text
-    assert "| vrb | agenda | 0.2 | 0.5 | 3 | 0.600 ± 0.113 |" in text
+    assert f"| vrb | agenda | 0.2 | 0.5 | 3 | 0.600 ± {half_width(0.1):.3f} |" in text  # 0.248
     assert "`ppo-vhus-s0-noise0.0` after 1 attempt(s): RuntimeError: out of memory" in text
     assert "vrb-agenda-s0-noise0.0` after" not in text
     with open(out / "cells.csv") as f:

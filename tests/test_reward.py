@@ -1,27 +1,20 @@
 import pytest
 import torch
 
-from vrb.config import TrainConfig
-from vrb.ppo import Transitions
+from vrb.expert import ExpertSampler
+from vrb.learned_reward import LearnedReward
+from vrb.ppo import PPOOptions, Transitions
 from vrb.reward import (
     AIRLEstimator,
-    ExpertSampler,
-    LearnedReward,
+    GDPLOptions,
     VRBEstimator,
+    VRBOptions,
     gaussian_kl,
     make_estimator,
     pretrain_estimator,
 )
 
 STATE_DIM, ACTION_DIM = 16, 8
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def expert_action(states: torch.Tensor) -> torch.Tensor:
@@ -173,14 +166,14 @@ def test_expert_sampler_visits_every_transition_once_per_pass():
 
 
 def test_make_estimator_and_state_round_trip():
-    config = TrainConfig(algo="vrb", phi0=0.25)
-    est = make_estimator(config, STATE_DIM, ACTION_DIM, torch.Generator().manual_seed(0))
+    options = VRBOptions(phi0=0.25)
+    est = make_estimator(options, 0.99, STATE_DIM, ACTION_DIM, torch.Generator().manual_seed(0))
     assert isinstance(est, VRBEstimator) and est.phi == 0.25
-    assert isinstance(make_estimator(config.replace(algo="gdpl"), STATE_DIM, ACTION_DIM), AIRLEstimator)
-    with pytest.raises(ValueError, match="learns no reward"):
-        make_estimator(config.replace(algo="ppo"), STATE_DIM, ACTION_DIM)
+    assert isinstance(make_estimator(GDPLOptions(), 0.99, STATE_DIM, ACTION_DIM), AIRLEstimator)
+    with pytest.raises(TypeError, match="describes no reward estimator"):
+        make_estimator(PPOOptions(), 0.99, STATE_DIM, ACTION_DIM)
     est.phi = 0.7
-    clone = make_estimator(config, STATE_DIM, ACTION_DIM)
+    clone = make_estimator(options, 0.99, STATE_DIM, ACTION_DIM)
     clone.load_state_dict(est.state_dict())
     assert clone.phi == 0.7
     for a, b in zip(est.net.state_dict().values(), clone.net.state_dict().values(), strict=True):
@@ -213,10 +206,10 @@ class FakeBuffer:
 
 
 def learned_reward(gen: torch.Generator, **config) -> LearnedReward:
-    cfg = TrainConfig(algo="vrb", **config)
+    env_reward = config.pop("env_reward", "user")
     expert = ExpertSampler(synthetic(512, gen, expert=True), gen)
     random_acts = lambda states: torch.bernoulli(torch.full((len(states), ACTION_DIM), 0.5), generator=gen)  # noqa: E731
-    return LearnedReward(vrb(gen), expert, cfg, random_acts)
+    return LearnedReward(vrb(gen), expert, VRBOptions(**config), env_reward, random_acts)
 
 
 @pytest.mark.parametrize(("negatives", "size"), [("rollout", 64), ("matched", 64), ("both", 128)])
@@ -276,4 +269,6 @@ def test_airl_logit_subtracts_the_policy_log_probability():
         f_e, _ = est.net(expert.states, expert.actions, expert.next_states, sample=True, generator=noise)
         f_p, _ = est.net(policy.states, policy.actions, policy.next_states, sample=True, generator=noise)
     softplus = torch.nn.functional.softplus
-    assert adversarial == pytest.approx((softplus(-(f_e + 3)).mean() + softplus(f_p + 3).mean()).item(), rel=1e-5)
+    assert adversarial == pytest.approx(
+        (softplus(-(f_e + 3)).mean() + softplus(f_p + 3).mean()).item(), rel=1e-5
+    )

@@ -10,8 +10,14 @@ import pytest
 from envs.dialogue_env import DialogueEnv
 from vrb.evaluate import RuleAgent, run_dialogues
 
-REFERENCE = {"success": 0.980, "inform_precision": 0.869, "inform_recall": 0.992, "inform_f1": 0.908,
-             "book_rate": 0.992, "rounds": 5.34}
+REFERENCE = {
+    "success": 0.980,
+    "inform_precision": 0.869,
+    "inform_recall": 0.992,
+    "inform_f1": 0.908,
+    "book_rate": 0.992,
+    "rounds": 5.34,
+}
 TOLERANCE = {"rounds": 0.005}
 
 

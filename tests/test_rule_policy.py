@@ -2,8 +2,9 @@ import random
 
 import pytest
 
-from envs.multiwoz.rule_policy import RulePolicy, compare_rule_policy
-from envs.multiwoz.traces import read_traces
+from envs.multiwoz.parity.system import compare_rule_policy
+from envs.multiwoz.parity.traces import read_traces
+from envs.multiwoz.rule_policy import RulePolicy
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +28,11 @@ def test_rule_trace_replays_exactly(policy, rule_dialogues):
 
 
 def _state(turn, user_action):
-    return {"belief_state": turn["belief_state"], "request_state": turn["request_state"],
-            "user_action": user_action}
+    return {
+        "belief_state": turn["belief_state"],
+        "request_state": turn["request_state"],
+        "user_action": user_action,
+    }
 
 
 def test_empty_user_acts_read_the_state_change(policy, rule_dialogues):
@@ -47,4 +51,5 @@ def test_bye_alone_becomes_greet(policy, rule_dialogues):
     turn = rule_dialogues[0]["turns"][0]
     policy.reset()
     assert policy.act(_state(turn, [["bye", "general", "none", "none"]]), random.Random(0)) == [
-        ["greet", "general", "none", "none"]]
+        ["greet", "general", "none", "none"]
+    ]

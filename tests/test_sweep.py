@@ -14,7 +14,7 @@ import pytest
 
 from experiments import report, sweep
 from experiments.store import ResultStore
-from vrb.config import TrainConfig
+from vrb.algorithms import make_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "experiments" / "configs"
@@ -32,7 +32,7 @@ def test_shipped_configs_expand():
     paper = sweep.load_spec(CONFIGS / "paper_table.yaml").trials()
     assert not [t for t in paper if t.config.algo == "gp_mbcm" and t.config.simulator == "vhus"]
     robust = sweep.load_spec(CONFIGS / "robustness.yaml").trials()
-    assert {(t.config.ic, t.config.user_noise) for t in robust if t.config.algo == "vrb"} == {
+    assert {(t.config.options.ic, t.config.user_noise) for t in robust if t.config.algo == "vrb"} == {
         (ic, p) for ic in (0.1, 0.2, 0.5, 1.0) for p in (0.0, 0.1, 0.2, 0.3)
     }
 
@@ -49,7 +49,7 @@ def test_trial_ids_follow_the_config(tmp_path):
 def test_trial_ids_ignore_defaults_the_file_does_not_name():
     """A new or retuned TrainConfig default must not orphan a sweep's finished trials."""
     axes, evaluation = {"algo": "vrb", "seed": 0}, {"dialogues": 10, "first_seed": 0}
-    config = TrainConfig(algo="vrb", epochs=3)
+    config = make_config(algo="vrb", epochs=3)
     retuned = config.replace(gamma=0.95)
     explicit = ("epochs", "algo", "seed")
     assert sweep._trial_id(axes, config, explicit, evaluation) == sweep._trial_id(

@@ -12,14 +12,38 @@ import pytest
 
 from vrb.checkpoint import load_checkpoint
 
-TINY = ["--epochs", "3", "--steps-per-epoch", "64", "--num-envs", "2", "--set", "mle_epochs=1",
-        "--set", "eval_every=1", "--set", "eval_dialogues=3"]
+TINY = [
+    "--epochs",
+    "3",
+    "--steps-per-epoch",
+    "64",
+    "--num-envs",
+    "2",
+    "--set",
+    "mle_epochs=1",
+    "--set",
+    "eval_every=1",
+    "--set",
+    "eval_dialogues=3",
+]
 ENV = {**os.environ, "TQDM_DISABLE": "1"}
 
 
-DIAGNOSTICS = {f"diagnostics/{name}" for name in (
-    "probe_auc", "reward_logpi_share", "greedy_acts_per_turn", "empty_greedy_rate", "entropy", "f_expert",
-    "f_policy", "kl", "ic", "phi")}
+DIAGNOSTICS = {
+    f"diagnostics/{name}"
+    for name in (
+        "probe_auc",
+        "reward_logpi_share",
+        "greedy_acts_per_turn",
+        "empty_greedy_rate",
+        "entropy",
+        "f_expert",
+        "f_policy",
+        "kl",
+        "ic",
+        "phi",
+    )
+}
 
 
 def scalar_tags(run_dir: Path) -> set[str]:
@@ -31,8 +55,9 @@ def scalar_tags(run_dir: Path) -> set[str]:
 
 
 def run(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
-                          env=ENV)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=ENV
+    )
 
 
 def test_tiny_vrb_run_writes_checkpoints_results_and_tensorboard(tmp_path):
@@ -44,13 +69,36 @@ def test_tiny_vrb_run_writes_checkpoints_results_and_tensorboard(tmp_path):
     assert scalar_tags(out) >= DIAGNOSTICS
     assert load_checkpoint(out / "last.pt").epoch == 2
     assert json.loads((out / "results.json").read_text())["training_split"] in ("train", "val")
-    evaluated = run("vrb.evaluate", "--checkpoint", str(out / "best.pt"), "--dialogues", "3",
-                    "--transcripts", "1", "--out", str(tmp_path / "eval.json"))
+    evaluated = run(
+        "vrb.evaluate",
+        "--checkpoint",
+        str(out / "best.pt"),
+        "--dialogues",
+        "3",
+        "--transcripts",
+        "1",
+        "--out",
+        str(tmp_path / "eval.json"),
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert "success" in evaluated.stdout and "user:" in evaluated.stdout
     assert json.loads((tmp_path / "eval.json").read_text())["summary"]["dialogues"] == 3
-    sampled = [run("vrb.evaluate", "--checkpoint", str(out / "last.pt"), "--dialogues", "3", "--decoder", "sample",
-                   "--transcripts", "0", "--out", str(tmp_path / f"sampled{i}.json")) for i in range(2)]
+    sampled = [
+        run(
+            "vrb.evaluate",
+            "--checkpoint",
+            str(out / "last.pt"),
+            "--dialogues",
+            "3",
+            "--decoder",
+            "sample",
+            "--transcripts",
+            "0",
+            "--out",
+            str(tmp_path / f"sampled{i}.json"),
+        )
+        for i in range(2)
+    ]
     assert all(done.returncode == 0 for done in sampled), sampled[0].stderr[-2000:]
     first, second = (json.loads((tmp_path / f"sampled{i}.json").read_text())["dialogues"] for i in range(2))
     assert first == second  # sampling is seeded per dialogue
@@ -58,10 +106,30 @@ def test_tiny_vrb_run_writes_checkpoints_results_and_tensorboard(tmp_path):
 
 def test_resume_after_kill_continues_from_the_last_finished_epoch(tmp_path):
     out = tmp_path / "run"
-    args = ["--algo", "gdpl", "--out", str(out), "--epochs", "40", "--steps-per-epoch", "64", "--num-envs", "2",
-            "--set", "mle_epochs=1", "--set", "eval_every=100", "--set", "eval_dialogues=2"]
-    process = subprocess.Popen([sys.executable, "-m", "vrb.train", *args], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env=ENV)
+    args = [
+        "--algo",
+        "gdpl",
+        "--out",
+        str(out),
+        "--epochs",
+        "40",
+        "--steps-per-epoch",
+        "64",
+        "--num-envs",
+        "2",
+        "--set",
+        "mle_epochs=1",
+        "--set",
+        "eval_every=100",
+        "--set",
+        "eval_dialogues=2",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vrb.train", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline:  # wait until a few epochs are checkpointed, then kill mid-run
@@ -116,8 +184,17 @@ def test_evaluate_bad_input_is_one_line_and_exit_2(tmp_path):
 
 
 def test_training_split_is_named_in_the_log(tmp_path):
-    done = run("vrb.train", "--algo", "mle", "--out", str(tmp_path / "mle"), "--set", "mle_epochs=1",
-               "--set", "eval_dialogues=2")
+    done = run(
+        "vrb.train",
+        "--algo",
+        "mle",
+        "--out",
+        str(tmp_path / "mle"),
+        "--set",
+        "mle_epochs=1",
+        "--set",
+        "eval_dialogues=2",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "transitions from the val split" in done.stderr or "from the train split" in done.stderr
     assert Path(tmp_path / "mle" / "best.pt").is_file()

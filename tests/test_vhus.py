@@ -49,8 +49,12 @@ def tiny_dialogues(mwdata, vocabs):
 
 def tiny_model(vocabs, seed=0, **overrides):
     torch.manual_seed(seed)
-    config = VHUSConfig(goal_vocab=len(vocabs.goal), sys_vocab=len(vocabs.sys), usr_vocab=len(vocabs.usr),
-                        **(TINY | overrides))
+    config = VHUSConfig(
+        goal_vocab=len(vocabs.goal),
+        sys_vocab=len(vocabs.sys),
+        usr_vocab=len(vocabs.usr),
+        **(TINY | overrides),
+    )
     return VHUS(config)
 
 
@@ -59,8 +63,11 @@ def test_user_acts_round_trip_through_tokens(mwdata):
     goal = dialogue["goal"]
     user_acts = group_corpus_acts(dialogue["log"][0]["dialog_act"])
     acts = parse_user_tokens(user_tokens(user_acts, goal), goal)
-    expected = {(key.split("-")[1], key.split("-")[0], slot, value) for key, pairs in user_acts.items()
-                for slot, value in pairs}
+    expected = {
+        (key.split("-")[1], key.split("-")[0], slot, value)
+        for key, pairs in user_acts.items()
+        for slot, value in pairs
+    }
     assert {(i.lower(), d.lower(), s.lower(), v) for i, d, s, v in acts} == expected
 
 
@@ -157,9 +164,14 @@ def test_decoding_is_a_function_of_the_seed(mwdata, vocabs, sample):
 
 def test_goal_tracking_fills_requests_and_bookings(mwdata, vocabs):
     user = VHUSUser(tiny_model(vocabs), vocabs, mwdata.value_set)
-    goal = {"hotel": {"info": {"area": "east"}, "reqt": ["phone"], "book": {"people": "2", "day": "monday",
-                                                                             "stay": "1"}},
-            "domain_ordering": ("hotel",)}
+    goal = {
+        "hotel": {
+            "info": {"area": "east"},
+            "reqt": ["phone"],
+            "book": {"people": "2", "day": "monday", "stay": "1"},
+        },
+        "domain_ordering": ("hotel",),
+    }
     user.start(goal, random.Random(0))
     user.respond([])
     assert user.reward == -1.0 or user.terminated
@@ -225,8 +237,10 @@ def test_checkpoint_round_trip(vocabs, tmp_path, monkeypatch, mwdata):
     cache.save_checkpoint(path, model, {"split": "val"})
     loaded, extra = cache.load_checkpoint(path)
     assert extra == {"split": "val"} and loaded.config == model.config
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(),
-                                                 strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True)
+    )
     monkeypatch.setenv(cache.CACHE_ENV_VAR, str(tmp_path / "cache"))
     assert cache.model_path(mwdata).is_relative_to(tmp_path / "cache" / "vhus")
     assert cache.model_path(mwdata) != cache.model_path(mwdata, goal_regularizer=True)

@@ -14,7 +14,6 @@ import logging
 import os
 import random
 import subprocess
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from envs.fileio import atomic_write_bytes
 from vrb.config import TrainConfig
+from vrb.errors import VrbError
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ REQUIRED_FIELDS = ("config", "epoch", "state", "rng_states", "data_checksums", "
 Rng = random.Random | np.random.RandomState | np.random.Generator | torch.Generator
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(VrbError):
     """A checkpoint is missing, corrupt or from an incompatible version; the message says which."""
 
 
@@ -50,12 +51,6 @@ class Checkpoint:
     data_checksums: dict[str, str]
     code_version: dict[str, str]
     path: Path
-
-    def train_config(self) -> TrainConfig:
-        try:
-            return TrainConfig.from_dict(self.config)
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint {self.path} has a config this vrb cannot use: {exc}") from exc
 
 
 SOURCE_PACKAGES = ("envs", "vrb", "baselines", "experiments")
@@ -163,18 +158,7 @@ def save_checkpoint(
     torch.save(payload, buffer)
     body = buffer.getvalue()
     header = b"%s %d %s\n" % (MAGIC, FORMAT_VERSION, hashlib.sha256(body).hexdigest().encode())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, header + body)
     return path
 
 

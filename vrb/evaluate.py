@@ -11,27 +11,24 @@ inform F1, match over bookable domains, turns = rounds).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import importlib
-import json
 import logging
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
 from envs.dialogue_env import DialogueEnv
-from envs.multiwoz.evaluator import DialogueMetrics, summarize
+from envs.fileio import write_json
+from envs.multiwoz.data import DataError
 from envs.multiwoz.nlg import TemplateNLG
-from envs.multiwoz.rule_policy import RulePolicy
-from vrb.checkpoint import CheckpointError, load_checkpoint
-from vrb.config import BASELINE_ALGOS
-from vrb.policy import DECODERS, MultiLabelPolicy
+from vrb import algorithms
+from vrb.agents import Agent, RuleAgent, run_dialogues
+from vrb.checkpoint import load_checkpoint
+from vrb.errors import VrbError
+from vrb.policy import DECODERS
+from vrb.stats import mean_ci
 
 logger = logging.getLogger(__name__)
 
@@ -43,132 +40,6 @@ TABLE_ROWS = (  # (label, ConvLab-2 key, papers' key)
     ("inform F1", "inform_f1", "paper_inform_f1"),
     ("success", "success", "paper_success"),
 )
-
-
-class Agent(Protocol):
-    """A system policy: a 209-act 0/1 vector (neural policies) or lexicalised acts (rule policy)."""
-
-    def reset(self) -> None: ...
-
-    def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray | list[list[str]]: ...
-
-
-class NeuralAgent:
-    """A policy acting through a decoder (``vrb.policy.DECODERS``; greedy with the empty-action fallback by
-    default). A sampling decoder draws from a generator reseeded for each dialogue with ``sample_seed`` + the
-    dialogue seed, so a dialogue's result does not depend on which dialogues came before."""
-
-    def __init__(
-        self, policy: MultiLabelPolicy, decoder: str = "greedy", fallback: bool = True, sample_seed: int = 0
-    ):
-        self.policy = policy.eval()
-        self.decoder, self.fallback, self.sample_seed = decoder, fallback, sample_seed
-        self.generator = torch.Generator()
-
-    def reset(self) -> None:
-        pass
-
-    def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray:
-        state = torch.as_tensor(observation, dtype=torch.float32).unsqueeze(0)
-        if env.rounds == 1:  # the dialogue's first system turn
-            self.generator.manual_seed(self.sample_seed + int(env.dialogue_seed))
-        action, _ = self.policy.act(state, self.generator, self.decoder, self.fallback)
-        return action[0].to(torch.int8).numpy()
-
-    def act_many(self, envs: Sequence[DialogueEnv], observations: Sequence[np.ndarray]) -> np.ndarray:
-        """One forward pass for many dialogues (a sampling decoder keeps each dialogue's own generator)."""
-        if self.decoder == "sample":
-            return np.stack([self.act(env, obs) for env, obs in zip(envs, observations, strict=True)])
-        states = torch.as_tensor(np.stack(observations), dtype=torch.float32)
-        actions, _ = self.policy.act(states, None, self.decoder, self.fallback)
-        return actions.to(torch.int8).numpy()
-
-
-class RuleAgent:
-    """ConvLab-2's handcrafted system policy; it shares the dialogue's random stream, as in ConvLab-2."""
-
-    def __init__(self, env: DialogueEnv):
-        self.policy = RulePolicy(env.world.db)
-
-    def reset(self) -> None:
-        self.policy.reset()
-
-    def act(self, env: DialogueEnv, observation: np.ndarray) -> list[list[str]]:
-        return self.policy.act(env.state, env.rng)
-
-
-@dataclasses.dataclass
-class EvalResult:
-    summary: dict[str, Any]
-    dialogues: list[dict[str, Any]]
-    transcripts: list[list[tuple[str, list]]]
-
-
-def run_dialogues(
-    agent: Agent,
-    env: DialogueEnv | Sequence[DialogueEnv],
-    seeds: Sequence[int],
-    *,
-    keep_transcripts: int = 0,
-    progress: bool = False,
-) -> EvalResult:
-    """One dialogue per seed; the evaluator's metrics of each and their summary.
-
-    Given several environments and an agent that acts on many states at once (``act_many``: a stateless
-    policy), the dialogues run side by side, one policy forward pass for all of them; each dialogue still
-    depends only on its seed, and results come back in seed order.
-    """
-    envs = [env] if isinstance(env, DialogueEnv) else list(env)
-    metrics: list[DialogueMetrics | None] = [None] * len(seeds)
-    transcripts: dict[int, list[tuple[str, list]]] = {}
-    acts_said: list[int] = []  # per system turn: how many acts it said (behaviour, beside the metrics)
-    pending = iter(enumerate(tqdm(seeds, desc="evaluate", disable=not progress, leave=False)))
-    running: dict[int, tuple[int, np.ndarray]] = {}  # env slot -> (dialogue index, observation)
-
-    def start(slot: int) -> None:
-        if (nxt := next(pending, None)) is not None:
-            running[slot] = (nxt[0], envs[slot].reset(seed=int(nxt[1]))[0])
-            agent.reset()
-
-    for slot in range(len(envs) if hasattr(agent, "act_many") else 1):
-        start(slot)
-    while running:
-        slots = list(running)
-        if len(slots) > 1:
-            actions = agent.act_many([envs[k] for k in slots], [running[k][1] for k in slots])
-        else:
-            actions = [agent.act(envs[slots[0]], running[slots[0]][1])]
-        for slot, action in zip(slots, actions, strict=True):
-            current = envs[slot]
-            step = current.step_acts if isinstance(action, list) else current.step
-            observation, _, terminated, truncated, info = step(action)
-            acts_said.append(len(current.sys_acts))
-            index = running[slot][0]
-            if terminated or truncated:
-                metrics[index] = info["metrics"]
-                if index < keep_transcripts:
-                    transcripts[index] = list(current.transcript)
-                del running[slot]
-                start(slot)
-            else:
-                running[slot] = (index, observation)
-    per_dialogue = [
-        {"seed": int(seed), **dataclasses.asdict(m)} for seed, m in zip(seeds, metrics, strict=True)
-    ]
-    behaviour = {
-        "acts_per_turn": float(np.mean(acts_said)) if acts_said else 0.0,
-        "empty_turn_rate": float(np.mean([n == 0 for n in acts_said])) if acts_said else 0.0,
-    }
-    ordered = [transcripts[i] for i in sorted(transcripts)]
-    return EvalResult(summarize(metrics) | behaviour, per_dialogue, ordered)
-
-
-def confidence_interval(values: Sequence[float]) -> float:
-    """Half-width of the normal-approximation 95% interval of the mean."""
-    values = [v for v in values if v is not None]
-    if len(values) < 2:
-        return float("nan")
-    return 1.96 * float(np.std(values, ddof=1)) / math.sqrt(len(values))
 
 
 def format_table(summary: dict[str, Any]) -> str:
@@ -192,35 +63,16 @@ def render_transcript(transcript: list[tuple[str, list]], nlg: dict[str, Templat
     return "\n".join(lines)
 
 
-def load_policy(path: str | Path) -> tuple[MultiLabelPolicy, dict]:
-    checkpoint = load_checkpoint(path)
-    config = checkpoint.train_config()
-    policy = MultiLabelPolicy(hidden_sizes=config.policy_hidden)
-    if "policy" not in checkpoint.state:
-        raise CheckpointError(f"checkpoint {path} holds no policy weights")
-    policy.load_state_dict(checkpoint.state["policy"])
-    return policy, checkpoint.config
-
-
 def load_agent(path: str | Path, decoder: str | None = None, sample_seed: int = 0) -> tuple[Agent, dict]:
-    """The agent a checkpoint holds, decoding as its run did unless ``decoder`` says otherwise: a multi-label
-    policy, or the agent of the baseline the checkpoint names in ``state["agent_kind"]`` (``baselines/KIND.py``
-    rebuilds it; vrb finds baselines by name only)."""
+    """The agent a checkpoint holds (rebuilt by its registered algorithm) and the checkpoint's config,
+    decoding as its run did unless ``decoder`` says otherwise."""
     checkpoint = load_checkpoint(path)
-    kind = checkpoint.state.get("agent_kind")
-    if kind is None:
-        policy, config = load_policy(path)
-        cfg = checkpoint.train_config()
-        return NeuralAgent(policy, decoder or cfg.decoder, cfg.empty_fallback, sample_seed), config
-    if decoder is not None:
-        raise CheckpointError(
-            f"--decoder: checkpoint {path} holds a {kind} agent, which acts by its own rule"
-        )
-    if kind not in BASELINE_ALGOS:
-        raise CheckpointError(
-            f"checkpoint {path} names agent kind {kind!r}; expected one of {BASELINE_ALGOS}"
-        )
-    return importlib.import_module(f"baselines.{kind}").agent_from_checkpoint(checkpoint), checkpoint.config
+    return algorithms.load_agent(checkpoint, decoder, sample_seed), checkpoint.config
+
+
+def ci95(values: Sequence[float]) -> float:
+    """Half-width of the 95% interval of a per-dialogue mean (Student t; n = dialogues)."""
+    return mean_ci(values)[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -259,14 +111,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             source = {"checkpoint": str(args.checkpoint), "config": config, "decoder": args.decoder}
         else:
             agent, source = RuleAgent(env), {"policy": args.policy}
-    except (CheckpointError, OSError, ValueError) as exc:
+    except (VrbError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seeds = range(args.seed, args.seed + args.dialogues)
     result = run_dialogues(agent, env, seeds, keep_transcripts=args.transcripts, progress=True)
     summary = result.summary | {
-        "success_ci95": confidence_interval([d["success"] for d in result.dialogues]),
-        "paper_success_ci95": confidence_interval([d["paper_success"] for d in result.dialogues]),
+        "success_ci95": ci95([d["success"] for d in result.dialogues]),
+        "paper_success_ci95": ci95([d["paper_success"] for d in result.dialogues]),
     }
     nlg = {side: TemplateNLG(env.world.data, side=side) for side in ("user", "system")}
     for i, transcript in enumerate(result.transcripts):
@@ -279,7 +131,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "source": source,
             "simulator": args.simulator,
@@ -287,19 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "summary": summary,
             "dialogues": result.dialogues,
         }
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=1, default=_jsonable))
-        tmp.replace(out)
+        write_json(out, payload)
         print(f"wrote {out}")
     return 0
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,11 +44,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from envs.acts import Act
+from envs.fileio import atomic_writer
 from envs.multiwoz.data import MultiWozData, read_checksums, sha256_of, user_cache_dir
 from envs.multiwoz.db import Database
 from envs.multiwoz.dst import RuleDST
-from envs.multiwoz.vector import ACTION_DIM, BELIEF_SLOTS, DB_DOMAINS, STATE_DIM, Act, Vectoriser
-from vrb.ppo import Transitions
+from envs.multiwoz.vector import ACTION_DIM, BELIEF_SLOTS, DB_DOMAINS, STATE_DIM, Vectoriser
+from vrb.ppo import Transitions, shuffled_indices
 
 logger = logging.getLogger(__name__)
 
@@ -278,27 +279,20 @@ def cache_path(cache_dir: Path, split: str, key: str, states: str = "replayed") 
 
 
 def save_expert(expert: ExpertData, path: Path, key: str) -> None:
-    """Write ``path`` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                key=np.array(key),
-                split=np.array(expert.split),
-                states=expert.states,
-                actions=expert.actions,
-                next_states=expert.next_states,
-                dialogue_index=expert.dialogue_index,
-                turn_index=expert.turn_index,
-                dialogue_ids=np.array(expert.dialogue_ids, dtype=str),
-                skipped_turns=np.array(expert.skipped_turns),
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``path`` whole or not at all (``envs.fileio.atomic_writer``)."""
+    with atomic_writer(path) as f:
+        np.savez(
+            f,
+            key=np.array(key),
+            split=np.array(expert.split),
+            states=expert.states,
+            actions=expert.actions,
+            next_states=expert.next_states,
+            dialogue_index=expert.dialogue_index,
+            turn_index=expert.turn_index,
+            dialogue_ids=np.array(expert.dialogue_ids, dtype=str),
+            skipped_turns=np.array(expert.skipped_turns),
+        )
 
 
 def read_cached(path: Path, key: str) -> ExpertData | None:
@@ -369,3 +363,32 @@ def load_expert(
         100 * stats["empty_action_fraction"],
     )
     return expert
+
+
+class ExpertSampler:
+    """Expert transitions without replacement, reshuffled after each full pass (a shuffling DataLoader)."""
+
+    def __init__(self, expert: Transitions, generator: torch.Generator | None = None):
+        if len(expert) == 0:
+            raise ValueError("expert transitions are empty; build them from the corpus first")
+        self.expert, self.generator = expert, generator
+        self._order = torch.empty(0, dtype=torch.long)
+        self._cursor = 0
+
+    def sample(self, n: int) -> Transitions:
+        parts = []
+        while n > 0:
+            if self._cursor == len(self._order):
+                self._order = shuffled_indices(len(self.expert), self.generator, "cpu")
+                self._cursor = 0
+            take = min(n, len(self._order) - self._cursor)
+            parts.append(self._order[self._cursor : self._cursor + take])
+            self._cursor += take
+            n -= take
+        return self.expert.index(torch.cat(parts).to(self.expert.states.device))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"order": self._order.clone(), "cursor": self._cursor}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._order, self._cursor = state["order"].clone(), state["cursor"]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vrb.config import TrainConfig
+from vrb.config import CloningOptions
 from vrb.policy import MultiLabelPolicy
 from vrb.ppo import shuffled_indices
 
@@ -107,13 +107,13 @@ def behaviour_cloning(
     return history
 
 
-def behaviour_cloning_from_config(
+def behaviour_cloning_from_options(
     policy: MultiLabelPolicy,
     train_states: np.ndarray | torch.Tensor,
     train_actions: np.ndarray | torch.Tensor,
     val_states: np.ndarray | torch.Tensor,
     val_actions: np.ndarray | torch.Tensor,
-    config: TrainConfig,
+    options: CloningOptions,
     generator: torch.Generator | None = None,
 ) -> list[dict[str, float]]:
     return behaviour_cloning(
@@ -122,10 +122,10 @@ def behaviour_cloning_from_config(
         train_actions,
         val_states,
         val_actions,
-        epochs=config.mle_epochs,
-        lr=config.mle_lr,
-        weight_decay=config.mle_weight_decay,
-        pos_weight=config.mle_pos_weight,
-        batch_size=config.mle_batch_size,
+        epochs=options.mle_epochs,
+        lr=options.mle_lr,
+        weight_decay=options.mle_weight_decay,
+        pos_weight=options.mle_pos_weight,
+        batch_size=options.mle_batch_size,
         generator=generator,
     )

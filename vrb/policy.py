@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-STATE_DIM = 340
-ACTION_DIM = 209
+from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
 
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:

@@ -17,8 +17,29 @@ from typing import Any
 import torch
 from torch import nn
 
-from vrb.config import TrainConfig
+from vrb.config import CloningOptions, DecodingOptions, integer, layer_sizes, number, param
 from vrb.policy import MultiLabelPolicy
+
+
+@dataclass(frozen=True)
+class PPOOptions(CloningOptions, DecodingOptions):
+    """``ppo``: the clipped PPO update of the cloned multi-label policy (and of every learner built on it)."""
+
+    value_hidden: tuple[int, ...] = param((50, 50), layer_sizes, "hidden layer sizes of the value network")
+    policy_lr: float = param(1e-4, number(strict=True), "the policy's RMSprop learning rate")
+    value_lr: float = param(5e-5, number(strict=True), "the value network's Adam learning rate")
+    gae_lambda: float = param(0.95, number(0, 1), "GAE's lambda")
+    clip_coef: float = param(0.2, number(strict=True), "PPO's clip range epsilon")
+    update_epochs: int = param(5, integer(1), "passes over the epoch's steps per update")
+    minibatch_size: int = param(32, integer(1), "steps per gradient step")
+    ent_coef: float = param(0.0, number(), "entropy bonus of the policy loss")
+    target_kl: float = param(
+        0.02, number(), "stop an update once a pass's mean approximate KL exceeds it (0: off)"
+    )
+    max_grad_norm: float = param(10.0, number(strict=True), "gradient-norm clip of every update")
+    bc_coef: float = param(
+        0.1, number(), "+ bc_coef * E_expert[-log pi(a|s)]: cloning kept alive in RL (0: off)"
+    )
 
 
 @dataclass(frozen=True)
@@ -207,28 +228,29 @@ class PPO:
         self.bc_coef, self.expert = bc_coef, expert
 
     @classmethod
-    def from_config(
+    def from_options(
         cls,
         policy: MultiLabelPolicy,
         value: nn.Module,
-        config: TrainConfig,
+        options: PPOOptions,
+        gamma: float,
         generator: torch.Generator | None = None,
         expert: Any = None,
     ) -> PPO:
         return cls(
             policy,
             value,
-            policy_lr=config.policy_lr,
-            value_lr=config.value_lr,
-            gamma=config.gamma,
-            gae_lambda=config.gae_lambda,
-            clip_coef=config.clip_coef,
-            update_epochs=config.update_epochs,
-            minibatch_size=config.minibatch_size,
-            ent_coef=config.ent_coef,
-            max_grad_norm=config.max_grad_norm,
-            target_kl=config.target_kl,
-            bc_coef=config.bc_coef,
+            policy_lr=options.policy_lr,
+            value_lr=options.value_lr,
+            gamma=gamma,
+            gae_lambda=options.gae_lambda,
+            clip_coef=options.clip_coef,
+            update_epochs=options.update_epochs,
+            minibatch_size=options.minibatch_size,
+            ent_coef=options.ent_coef,
+            max_grad_norm=options.max_grad_norm,
+            target_kl=options.target_kl,
+            bc_coef=options.bc_coef,
             expert=expert,
             generator=generator,
         )

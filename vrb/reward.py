@@ -26,47 +26,63 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vrb.config import TrainConfig
-from vrb.diagnostics import reward_parts
+from vrb.config import boolean, choice, integer, number, param
+from vrb.expert import ExpertSampler
 from vrb.policy import mlp
-from vrb.ppo import Transitions, shuffled_indices
+from vrb.ppo import PPOOptions, Transitions, shuffled_indices
 
 LogProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (states, actions) -> log pi(a|s) [batch]
 
 
-class ExpertSampler:
-    """Expert transitions without replacement, reshuffled after each full pass (a shuffling DataLoader)."""
+@dataclass(frozen=True)
+class EstimatorOptions(PPOOptions):
+    """What GDPL and VRB share: PPO on a learned reward, and the estimator's training."""
 
-    def __init__(self, expert: Transitions, generator: torch.Generator | None = None):
-        if len(expert) == 0:
-            raise ValueError("expert transitions are empty; build them from the corpus first")
-        self.expert, self.generator = expert, generator
-        self._order = torch.empty(0, dtype=torch.long)
-        self._cursor = 0
+    estimator_lr: float = param(1e-3, number(strict=True), "the estimator's RMSprop learning rate")
+    estimator_batch_size: int = param(32, integer(1), "expert and policy transitions per estimator step")
+    estimator_hidden: int = param(50, integer(1), "hidden units of the estimator's networks")
+    estimator_negatives: str = param(
+        "rollout",
+        choice("rollout", "matched", "both"),
+        "negatives: rollouts, policy acts at expert states, both",
+    )
+    estimator_replay_epochs: int = param(0, integer(0), "earlier epochs of rollouts kept as extra negatives")
+    estimator_updates: int = param(1, integer(1), "passes over the negatives per epoch")
+    estimator_pretrain_epochs: int = param(
+        0, integer(0), "estimator epochs against the cloned policy before RL"
+    )
+    reward_normalize: bool = param(True, boolean, "standardise each epoch's learned rewards")
+    reward_logpi_coef: float = param(0.1, number(), "c in r = f - c log pi (1: AIRL's reward)")
+    learned_reward_coef: float = param(1.0, number(), "weight of the learned reward beside the env's reward")
 
-    def sample(self, n: int) -> Transitions:
-        parts = []
-        while n > 0:
-            if self._cursor == len(self._order):
-                self._order = shuffled_indices(len(self.expert), self.generator, "cpu")
-                self._cursor = 0
-            take = min(n, len(self._order) - self._cursor)
-            parts.append(self._order[self._cursor : self._cursor + take])
-            self._cursor += take
-            n -= take
-        return self.expert.index(torch.cat(parts).to(self.expert.states.device))
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"order": self._order.clone(), "cursor": self._cursor}
+@dataclass(frozen=True)
+class GDPLOptions(EstimatorOptions):
+    """``gdpl``: GDPL's AIRL estimator, a weight-clipped critic."""
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._order, self._cursor = state["order"].clone(), state["cursor"]
+    estimator_weight_clip: float = param(
+        0.02, number(), "clip every estimator weight to [-c, c] after each step (0: off, as ConvLab-2 ran)"
+    )
+
+
+@dataclass(frozen=True)
+class VRBOptions(EstimatorOptions):
+    """``vrb``: the variational reward estimator bottleneck."""
+
+    estimator_logit: str = param(
+        "f", choice("f", "airl"), "the discriminator's logit: f (Park et al.) or f - log pi"
+    )
+    z_dim: int = param(32, integer(1), "size of the bottleneck's latent z")
+    ic: float = param(0.5, number(), "I_c: the bound on the bottleneck's KL")
+    alpha_phi: float = param(1e-3, number(), "dual-ascent step of the Lagrange multiplier phi")
+    phi0: float = param(0.0, number(), "phi's starting value")
 
 
 class RewardEstimator(ABC):
@@ -322,34 +338,38 @@ class VRBEstimator(RewardEstimator):
 
 
 def make_estimator(
-    config: TrainConfig,
+    options: GDPLOptions | VRBOptions,
+    gamma: float,
     state_dim: int,
     action_dim: int,
     generator: torch.Generator | None = None,
     policy_log_prob: LogProbFn | None = None,
 ) -> RewardEstimator:
-    """The estimator ``config.algo`` asks for (vrb or gdpl); ``policy_log_prob`` serves VRB's AIRL logit."""
+    """GDPL's estimator for ``GDPLOptions``, VRB's for ``VRBOptions``; ``policy_log_prob`` serves VRB's AIRL
+    logit."""
+    if not isinstance(options, GDPLOptions | VRBOptions):
+        raise TypeError(
+            f"{type(options).__name__} describes no reward estimator; expected GDPL or VRB options"
+        )
     common = {
-        "hidden": config.estimator_hidden,
-        "gamma": config.gamma,
-        "lr": config.estimator_lr,
-        "batch_size": config.estimator_batch_size,
+        "hidden": options.estimator_hidden,
+        "gamma": gamma,
+        "lr": options.estimator_lr,
+        "batch_size": options.estimator_batch_size,
         "generator": generator,
     }
-    if config.algo == "gdpl":
-        return AIRLEstimator(state_dim, action_dim, weight_clip=config.estimator_weight_clip, **common)
-    if config.algo == "vrb":
-        return VRBEstimator(
-            state_dim,
-            action_dim,
-            z_dim=config.z_dim,
-            ic=config.ic,
-            alpha_phi=config.alpha_phi,
-            phi0=config.phi0,
-            policy_log_prob=policy_log_prob if config.estimator_logit == "airl" else None,
-            **common,
-        )
-    raise ValueError(f"algo {config.algo!r} learns no reward; expected 'vrb' or 'gdpl'")
+    if isinstance(options, GDPLOptions):
+        return AIRLEstimator(state_dim, action_dim, weight_clip=options.estimator_weight_clip, **common)
+    return VRBEstimator(
+        state_dim,
+        action_dim,
+        z_dim=options.z_dim,
+        ic=options.ic,
+        alpha_phi=options.alpha_phi,
+        phi0=options.phi0,
+        policy_log_prob=policy_log_prob if options.estimator_logit == "airl" else None,
+        **common,
+    )
 
 
 def pretrain_estimator(
@@ -367,80 +387,3 @@ def pretrain_estimator(
         policy = sample_policy()
         history.append(estimator.update(expert.sample(len(policy)), policy))
     return history
-
-
-class LearnedReward:
-    """One epoch's learned-reward step of VRB and GDPL: update the estimator on expert vs negative transitions,
-    then relabel the rollouts with r = env reward + coef * standardise(f - c log pi).
-
-    Negatives (``estimator_negatives``): ``rollout``, the epoch's policy transitions (the papers'); ``matched``,
-    the policy's own decoded acts at expert states with the expert's s' (the states of both classes are then
-    the same, so only the actions can tell them apart); ``both``. ``estimator_replay_epochs`` earlier epochs of
-    rollouts join the rollout negatives, so the estimator does not forget what the policy did before.
-    With ``env_reward`` none the learned reward is the policy's only reward (the papers' setting).
-    """
-
-    panel = "estimator"
-
-    def __init__(
-        self,
-        estimator: RewardEstimator,
-        expert: ExpertSampler,
-        config: TrainConfig,
-        act: Callable[[torch.Tensor], torch.Tensor],
-    ):
-        self.estimator, self.expert, self.act = estimator, expert, act
-        self.negatives_kind = config.estimator_negatives
-        self.replay_epochs, self.updates = config.estimator_replay_epochs, config.estimator_updates
-        self.logpi_coef, self.normalize = config.reward_logpi_coef, config.reward_normalize
-        self.coef = config.learned_reward_coef
-        self.with_env_reward = config.env_reward != "none"
-        self.replay: list[Transitions] = []
-
-    def negatives(self, rollout: Transitions) -> Transitions:
-        parts = []
-        if self.negatives_kind in ("rollout", "both"):
-            parts += [rollout, *self.replay]
-        if self.negatives_kind in ("matched", "both"):
-            at_expert = self.expert.sample(len(rollout))
-            parts.append(Transitions(at_expert.states, self.act(at_expert.states), at_expert.next_states))
-        return Transitions(
-            *(torch.cat(tensors) for tensors in zip(*(_fields(p) for p in parts), strict=True))
-        )
-
-    def relabel(self, buffer: Any) -> dict[str, float]:
-        rollout = buffer.transitions()
-        negatives = self.negatives(rollout)
-        stats: dict[str, float] = {}
-        for _ in range(self.updates):
-            stats = self.estimator.update(self.expert.sample(len(negatives)), negatives)
-        if self.replay_epochs:
-            self.replay = [*self.replay, _compact(rollout)][-self.replay_epochs :]
-        f = self.estimator.score(rollout.states, rollout.actions, rollout.next_states)
-        log_probs = buffer.flat_log_probs()
-        learned = f - self.logpi_coef * log_probs
-        stats |= {"reward_mean": learned.mean().item(), "reward_std": learned.std().item()}
-        stats |= reward_parts(f, log_probs, self.logpi_coef)
-        if self.normalize:
-            learned = (learned - learned.mean()) / (learned.std() + 1e-8)
-        env = buffer.rewards.reshape(-1) if self.with_env_reward else torch.zeros_like(learned)
-        buffer.set_rewards(env + self.coef * learned)
-        return stats
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "estimator": self.estimator.state_dict(),
-            "replay": [[t.to(torch.uint8) for t in _fields(batch)] for batch in self.replay],
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.estimator.load_state_dict(state["estimator"])
-        self.replay = [Transitions(*(t.float() for t in batch)) for batch in state["replay"]]
-
-
-def _fields(batch: Transitions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return batch.states, batch.actions, batch.next_states
-
-
-def _compact(batch: Transitions) -> Transitions:
-    return Transitions(*(t.clone() for t in _fields(batch)))

@@ -6,6 +6,7 @@ the policy and those numbers: a resumed run samples exactly what the uninterrupt
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,6 +15,8 @@ import torch
 
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz.evaluator import DialogueMetrics
+from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
+from vrb.config import TrainConfig
 from vrb.ppo import RolloutBuffer
 
 # states, generator -> (0/1 actions [n, 209], their log-probabilities [n]): a policy's decoded act
@@ -141,3 +144,32 @@ def collect(
         )
         observations = step.observations
     return log
+
+
+class EpochSampler:
+    """A run's dialogues and its epoch buffer: each epoch fills the buffer with fresh dialogues seeded by
+    (run seed, epoch), stepped by the learner's ``act``."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.vec_env = make_vector_env(
+            cfg.simulator,
+            cfg.num_envs,
+            reward_mode=cfg.env_reward,
+            data_dir=cfg.data_dir,
+            user_noise=cfg.user_noise,
+        )
+        self.buffer = RolloutBuffer(cfg.steps_per_env, cfg.num_envs, STATE_DIM, ACTION_DIM, cfg.device)
+
+    def sample(
+        self, act: ActFn, epoch: int, generator: torch.Generator
+    ) -> tuple[EpisodeLog, dict[str, float]]:
+        """The epoch's dialogues into ``buffer``; their log and the ``perf/`` sampling rate."""
+        started = time.perf_counter()
+        log = collect(
+            self.vec_env, act, self.buffer, epoch_seeds(self.cfg.seed, epoch, self.cfg.num_envs), generator
+        )
+        return log, {"sampling_steps_per_s": self.cfg.steps_per_epoch / (time.perf_counter() - started)}
+
+    def close(self) -> None:
+        self.vec_env.close()

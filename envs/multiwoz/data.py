@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envs.fileio import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 DATA_ENV_VAR = "VRB_DATA_DIR"
@@ -56,7 +58,9 @@ def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
         if path.is_dir() and (path / "SHA256SUMS").is_file():
             return path.resolve()
         if reason in ("--data-dir", f"${DATA_ENV_VAR}"):
-            raise DataError(f"data folder {path} (from {reason}) is missing or has no SHA256SUMS; {HOW_TO_GET}")
+            raise DataError(
+                f"data folder {path} (from {reason}) is missing or has no SHA256SUMS; {HOW_TO_GET}"
+            )
     tried = ", ".join(str(p) for _, p in candidate_dirs(explicit))
     raise DataError(f"no MultiWOZ data folder found (tried {tried}); {HOW_TO_GET}")
 
@@ -113,10 +117,7 @@ def verify(data_dir: Path, *, force: bool = False) -> dict[str, str]:
         if sha256_of(data_dir / name) != digest:
             raise DataError(f"data file {data_dir / name} is corrupt (sha256 mismatch); {HOW_TO_GET}")
     try:
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        tmp = stamp.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"sums": expected, "signatures": signatures}))
-        tmp.replace(stamp)
+        atomic_write_text(stamp, json.dumps({"sums": expected, "signatures": signatures}))
     except OSError as exc:  # a read-only home only costs re-hashing next time
         logger.debug("could not cache the checksum result: %s", exc)
     return expected

@@ -123,7 +123,11 @@ class _Table:
             always, by_value, norms = 0, {}, []
             for i, record in enumerate(self.records):
                 value = record.get(key)
-                if key.lower() not in self._lower_keys[i] or not isinstance(value, str) or value.strip() == "?":
+                if (
+                    key.lower() not in self._lower_keys[i]
+                    or not isinstance(value, str)
+                    or value.strip() == "?"
+                ):
                     always |= 1 << i
                     norms.append(None)
                 else:
@@ -157,8 +161,11 @@ class _Table:
 
         Only the candidates are scored (fuzzy scores are slow), and each (wanted, actual) pair only once.
         """
-        if key in TIME_COMPARISONS or is_no_constraint(value) or not isinstance(value, str) or (
-            ignore_open and key in OPEN_SLOTS
+        if (
+            key in TIME_COMPARISONS
+            or is_no_constraint(value)
+            or not isinstance(value, str)
+            or (ignore_open and key in OPEN_SLOTS)
         ):
             return mask & self.constraint_mask(key, value, fuzzy_ratio, ignore_open)
         wanted = value.strip().lower()

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from envs.acts import Act
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.db import Database
@@ -30,7 +31,6 @@ from envs.multiwoz.ontology import NO_CONSTRAINT_VALUES, SYSTEM_ACT_SLOT, USER_A
 from envs.multiwoz.rule_policy import RulePolicy
 from envs.multiwoz.vector import ACTION_DIM
 
-Act = list[str]
 BOOK_SLOTS = frozenset({"people", "day", "stay", "time"})
 ENTITY_DOMAINS = ("attraction", "hotel", "restaurant", "train")
 NAME_SLOT = {"train": ("Id", "trainID")}  # how the system names an entity, when not by "Name"
@@ -63,8 +63,10 @@ class ScriptedSystem:
 
     def __init__(self, db: Database):
         self.db = db
-        self.goal_slot = {domain.lower(): {act: slot for slot, act in slots.items()}
-                          for domain, slots in USER_ACT_SLOT.items()}
+        self.goal_slot = {
+            domain.lower(): {act: slot for slot, act in slots.items()}
+            for domain, slots in USER_ACT_SLOT.items()
+        }
         self.reset()
 
     def reset(self, seed: int = 0) -> None:
@@ -110,13 +112,19 @@ class ScriptedSystem:
         return value
 
     def _search_constraints(self, domain: str) -> list[tuple[str, str]]:
-        return [(slot, value) for slot, value in self.constraints.get(domain, {}).items()
-                if value not in NO_CONSTRAINT_VALUES]
+        return [
+            (slot, value)
+            for slot, value in self.constraints.get(domain, {}).items()
+            if value not in NO_CONSTRAINT_VALUES
+        ]
 
     def _about(self, domain: str, entity: Mapping[str, Any], requested: Sequence[str]) -> list[Act]:
         act_domain = domain.capitalize()
         fields = SYSTEM_ACT_SLOT[act_domain]
-        acts = [["Inform", act_domain, slot, str(entity.get(fields.get(slot) or "", "none"))] for slot in requested]
+        acts = [
+            ["Inform", act_domain, slot, str(entity.get(fields.get(slot) or "", "none"))]
+            for slot in requested
+        ]
         if domain in self.booking and domain in ENTITY_DOMAINS:
             acts.append(["Book", "Booking", "Ref", str(entity.get("Ref", "none"))])
             del self.booking[domain]
@@ -209,7 +217,10 @@ def run_dialogue(seed: int, policy: str = "rule", data_dir: str | None = None) -
     env.reset(seed=seed)
     agent.reset(seed)
     ordering = env.goal["domain_ordering"]
-    lines = [f"dialogue seed {seed}, system policy {policy!r}", f"user goal (domains in order {', '.join(ordering)})"]
+    lines = [
+        f"dialogue seed {seed}, system policy {policy!r}",
+        f"user goal (domains in order {', '.join(ordering)})",
+    ]
     lines += format_goal(env.goal, ordering)
     terminated = truncated = False
     info: dict[str, Any] = {}
@@ -220,7 +231,9 @@ def run_dialogue(seed: int, policy: str = "rule", data_dir: str | None = None) -
         if terminated or truncated:
             break
         action = agent.act(env)
-        _, _, terminated, truncated, info = env.step_acts(action) if isinstance(action, list) else env.step(action)
+        _, _, terminated, truncated, info = (
+            env.step_acts(action) if isinstance(action, list) else env.step(action)
+        )
         lines.append(f"  system: {nlg['system'].generate(env.sys_acts)}")
         lines += [f"          {format_act(act)}" for act in env.sys_acts]
     ending = "the user ended the dialogue" if terminated else f"truncated at {env.max_rounds} rounds"

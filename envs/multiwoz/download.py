@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envs.fileio import atomic_write_bytes
+
 logger = logging.getLogger(__name__)
 
 UPSTREAM_REPO = "thu-coai/ConvLab-2"
@@ -236,13 +238,6 @@ def fetch(url: str, target: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(payload)
-    partial.replace(path)
-
-
 def _fetch_verified(item: UpstreamFile, base_url: str, staging: Path) -> None:
     url = f"{base_url.rstrip('/')}/{item.upstream}"
     target = staging / item.local
@@ -258,7 +253,7 @@ def _fetch_verified(item: UpstreamFile, base_url: str, staging: Path) -> None:
         except DownloadError as exc:
             raise DownloadError(f"{item.upstream} from {url}: {exc}") from exc
         partial.unlink()
-        _write_atomic(target, converted)
+        atomic_write_bytes(target, converted)
     else:
         partial.replace(target)
 
@@ -282,7 +277,7 @@ def write_checksums(folder: Path) -> None:
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS"):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         lines.append(f"{digest}  {path.relative_to(folder).as_posix()}\n")
-    _write_atomic(folder / "SHA256SUMS", "".join(lines).encode())
+    atomic_write_bytes(folder / "SHA256SUMS", "".join(lines).encode())
 
 
 def download(

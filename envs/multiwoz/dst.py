@@ -18,16 +18,19 @@ from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
+from envs.acts import ActLike
 from envs.multiwoz.ontology import SYSTEM_ACT_SLOT
 
 logger = logging.getLogger(__name__)
 
-Act = Sequence[str]  # [intent, domain, slot, value]
 
 # ConvLab-2's default belief state: domain -> (booking slots, search slots), in its key order.
 BELIEF_TEMPLATE: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "police": ((), ()),
-    "hotel": (("people", "day", "stay"), ("name", "area", "parking", "pricerange", "stars", "internet", "type")),
+    "hotel": (
+        ("people", "day", "stay"),
+        ("name", "area", "parking", "pricerange", "stars", "internet", "type"),
+    ),
     "attraction": ((), ("type", "name", "area")),
     "restaurant": (("people", "day", "time"), ("food", "pricerange", "name", "area")),
     "hospital": ((), ("department",)),
@@ -163,7 +166,9 @@ class ValueNormalizer:
 
     def _normalise(self, domain: str, slot: str, value: str) -> str:
         if domain not in self._candidates:
-            raise ValueError(f"domain {domain!r} is not in value_dict.json; expected one of {sorted(self._candidates)}")
+            raise ValueError(
+                f"domain {domain!r} is not in value_dict.json; expected one of {sorted(self._candidates)}"
+            )
         slot = slot.lower()
         text = " ".join(value.lower().split())
         if slot not in self._candidates[domain]:
@@ -204,7 +209,9 @@ class RuleDST:
         self.state = DialogueState()
         return self.state
 
-    def update(self, user_acts: Sequence[Act], system_acts_previous: Sequence[Act] | None = None) -> DialogueState:
+    def update(
+        self, user_acts: Sequence[ActLike], system_acts_previous: Sequence[ActLike] | None = None
+    ) -> DialogueState:
         """Track one user turn. ``system_acts_previous`` (the acts the user answered) is stored, not tracked."""
         state = self.state
         state.user_action = list(user_acts)
@@ -212,7 +219,9 @@ class RuleDST:
             state.system_action = list(system_acts_previous)
         for intent, domain, slot, value in user_acts:
             key = (intent, domain, slot)
-            rule = self._rules[key] if key in self._rules else self._rules.setdefault(key, self._resolve(*key))
+            rule = (
+                self._rules[key] if key in self._rules else self._rules.setdefault(key, self._resolve(*key))
+            )
             if rule is None:
                 continue
             where, domain_key, slot_key, normalise = rule
@@ -233,7 +242,9 @@ class RuleDST:
             return None
         slot_names = SYSTEM_ACT_SLOT.get(domain_key.capitalize())
         if slot_names is None:
-            raise ValueError(f"user act names unknown domain {domain!r}; expected one of {list(BELIEF_TEMPLATE)}")
+            raise ValueError(
+                f"user act names unknown domain {domain!r}; expected one of {list(BELIEF_TEMPLATE)}"
+            )
         key = slot_names.get(slot, slot)
         if intent == "request":
             return ("request", domain_key, key, False)  # key may be None, as in ConvLab-2

@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from envs.acts import ActLike
 from envs.multiwoz.db import Database
 from envs.multiwoz.ontology import NO_CONSTRAINT_VALUES
-
-Act = Sequence[str]  # [intent, domain, slot, value]
 
 # ConvLab-2's evaluator domains, in its order (the order of book scores and of ``booked``).
 EVAL_DOMAINS = ("attraction", "restaurant", "train", "hotel", "taxi", "hospital", "police")
@@ -49,14 +48,46 @@ INFORM_INTENTS = frozenset({"inform", "recommend", "offerbook", "offerbooked"})
 
 # Lower-cased act slot of a system inform -> the goal/database slot it answers.
 INFORMED_GOAL_SLOT: Mapping[str, Mapping[str, str]] = {
-    "attraction": {"addr": "address", "area": "area", "fee": "entrance fee", "name": "name", "phone": "phone",
-                   "post": "postcode", "type": "type"},
-    "restaurant": {"addr": "address", "area": "area", "food": "food", "name": "name", "phone": "phone",
-                   "post": "postcode", "price": "pricerange"},
-    "train": {"id": "trainID", "arrive": "arriveBy", "day": "day", "depart": "departure", "dest": "destination",
-              "time": "duration", "leave": "leaveAt", "ticket": "price"},
-    "hotel": {"addr": "address", "area": "area", "internet": "internet", "parking": "parking", "name": "name",
-              "phone": "phone", "post": "postcode", "price": "pricerange", "stars": "stars", "type": "type"},
+    "attraction": {
+        "addr": "address",
+        "area": "area",
+        "fee": "entrance fee",
+        "name": "name",
+        "phone": "phone",
+        "post": "postcode",
+        "type": "type",
+    },
+    "restaurant": {
+        "addr": "address",
+        "area": "area",
+        "food": "food",
+        "name": "name",
+        "phone": "phone",
+        "post": "postcode",
+        "price": "pricerange",
+    },
+    "train": {
+        "id": "trainID",
+        "arrive": "arriveBy",
+        "day": "day",
+        "depart": "departure",
+        "dest": "destination",
+        "time": "duration",
+        "leave": "leaveAt",
+        "ticket": "price",
+    },
+    "hotel": {
+        "addr": "address",
+        "area": "area",
+        "internet": "internet",
+        "parking": "parking",
+        "name": "name",
+        "phone": "phone",
+        "post": "postcode",
+        "price": "pricerange",
+        "stars": "stars",
+        "type": "type",
+    },
     "taxi": {"car": "car type", "phone": "phone"},
     "hospital": {"post": "postcode", "phone": "phone", "addr": "address", "department": "department"},
     "police": {"post": "postcode", "phone": "phone", "addr": "address"},
@@ -67,7 +98,9 @@ REQUESTABLE: Mapping[str, frozenset[str]] = {
     "attraction": frozenset({"post", "phone", "addr", "fee", "area", "type"}),
     "restaurant": frozenset({"addr", "phone", "post", "ref", "price", "area", "food"}),
     "train": frozenset({"ticket", "time", "ref", "id", "arrive", "leave"}),
-    "hotel": frozenset({"addr", "post", "phone", "ref", "price", "internet", "parking", "area", "type", "stars"}),
+    "hotel": frozenset(
+        {"addr", "post", "phone", "ref", "price", "internet", "parking", "area", "type", "stars"}
+    ),
     "taxi": frozenset({"car", "phone"}),
     "hospital": frozenset({"post", "phone", "addr"}),
     "police": frozenset({"addr", "post", "phone"}),
@@ -93,7 +126,9 @@ VALUE_CHECKS: Mapping[str, Callable[[str, str], bool]] = {
     "parking": lambda domain, value: value in ("yes", "no", "none"),
     "phone": lambda domain, value: bool(_PHONE.match(value)) or domain == "restaurant",
     "price": lambda domain, value: "pound" in value,
-    "pricerange": lambda domain, value: value in ("cheap", "expensive", "moderate", "free") or domain == "attraction",
+    "pricerange": lambda domain, value: (
+        value in ("cheap", "expensive", "moderate", "free") or domain == "attraction"
+    ),
     "postcode": lambda domain, value: bool(_POSTCODE.match(value)) or value == "pe296fl",
     "stars": lambda domain, value: bool(_STARS.match(value)),
     "trainID": lambda domain, value: bool(_TRAIN_ID.match(value.lower())),
@@ -227,7 +262,7 @@ class Evaluator:
         if domain in self.booked:
             self.cur_domain = domain
 
-    def add_system_acts(self, acts: Iterable[Act]) -> None:
+    def add_system_acts(self, acts: Iterable[ActLike]) -> None:
         for intent, domain, slot, value in acts:
             domain, intent, slot, value = domain.lower(), intent.lower(), slot.lower(), str(value)
             self._follow_domain(domain)
@@ -238,7 +273,11 @@ class Evaluator:
                 self._book("train", value)
             elif domain == "taxi" and intent == "inform" and slot == "car" and not self.booked["taxi"]:
                 self.booked["taxi"] = "booked"
-            if intent in INFORM_INTENTS and domain in INFORMED_GOAL_SLOT and value.strip() not in NO_CONSTRAINT_VALUES:
+            if (
+                intent in INFORM_INTENTS
+                and domain in INFORMED_GOAL_SLOT
+                and value.strip() not in NO_CONSTRAINT_VALUES
+            ):
                 goal_slot = INFORMED_GOAL_SLOT[domain].get(slot)
                 if goal_slot is None:
                     continue
@@ -256,7 +295,7 @@ class Evaluator:
             entity["Ref"] = reference
             self.booked[domain] = entity
 
-    def add_user_acts(self, acts: Iterable[Act]) -> None:
+    def add_user_acts(self, acts: Iterable[ActLike]) -> None:
         for _, domain, _, _ in acts:
             self._follow_domain(domain.lower())
 
@@ -314,7 +353,11 @@ class Evaluator:
                 else:
                     fn += 1
             requestable = REQUESTABLE[domain]
-            fp += sum(1 for slot in informed if slot not in requested and slot not in constrained and slot in requestable)
+            fp += sum(
+                1
+                for slot in informed
+                if slot not in requested and slot not in constrained and slot in requestable
+            )
         return tp, fp, fn
 
     def inform_f1(self) -> tuple[float | None, float | None, float | None]:
@@ -368,7 +411,9 @@ class Evaluator:
             return REWARD_DOMAIN_SUCCESS
         return REWARD_TURN
 
-    def dialogue_metrics(self, rounds: int, terminated: bool, rng: random.Random | None = None) -> DialogueMetrics:
+    def dialogue_metrics(
+        self, rounds: int, terminated: bool, rng: random.Random | None = None
+    ) -> DialogueMetrics:
         """Score the finished dialogue; ``rng`` feeds the taxi look-ups of the success check."""
         book_scores = tuple(self.book_scores())
         book_rate = sum(book_scores) / len(book_scores) if book_scores else None

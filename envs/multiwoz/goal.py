@@ -94,7 +94,9 @@ class DomainModel:
         has_booking = "book" in slot_probability
         return cls(
             name=domain,
-            info_combinations=WeightedChoice(model.slots_combination_dist[domain]["info"]) if has_info else None,
+            info_combinations=WeightedChoice(model.slots_combination_dist[domain]["info"])
+            if has_info
+            else None,
             info_slot_probability=dict(slot_probability.get("info", {})),
             info_values={slot: Categorical(dist) for slot, dist in info_values.items()},
             info_value_choices={slot: tuple(dist) for slot, dist in info_values.items()},
@@ -120,8 +122,9 @@ class GoalGenerator:
             raise ValueError(f"goal model orders domains {sorted(unknown)} it has no slot statistics for")
         self.domains = {domain: DomainModel.from_goal_model(model, domain) for domain in model.ind_slot_dist}
         self.train_records = db.records("train")
-        info_rules: dict[str, tuple[InfoRule, ...]] = {domain: (self._name_alone_or_dropped,)
-                                                       for domain in NAMEABLE_DOMAINS}
+        info_rules: dict[str, tuple[InfoRule, ...]] = {
+            domain: (self._name_alone_or_dropped,) for domain in NAMEABLE_DOMAINS
+        }
         info_rules["train"] = (self._one_time_constraint, self._endpoints_of_a_real_train)
         info_rules["taxi"] = (self._one_time_constraint, self._taxi_endpoints)
         self.info_rules = info_rules
@@ -165,7 +168,9 @@ class GoalGenerator:
                 if not info:
                     continue
             # One draw per slot, also for slots the constraints already fix.
-            requests = [slot for slot, p in model.request_probabilities if rng.random() < p and slot not in info]
+            requests = [
+                slot for slot, p in model.request_probabilities if rng.random() < p and slot not in info
+            ]
             if requests:
                 domain_goal["reqt"] = requests
             if model.booking_probability is not None and rng.random() < model.booking_probability:
@@ -180,9 +185,14 @@ class GoalGenerator:
             if "reqt" in domain_goal or "book" in domain_goal:
                 return domain_goal
 
-    def _booking(self, model: DomainModel, rng: random.Random, np_rng: np.random.RandomState) -> dict[str, str]:
-        book = {slot: model.book_values[slot].draw(np_rng)
-                for slot, p in model.book_slot_probabilities if rng.random() < p}
+    def _booking(
+        self, model: DomainModel, rng: random.Random, np_rng: np.random.RandomState
+    ) -> dict[str, str]:
+        book = {
+            slot: model.book_values[slot].draw(np_rng)
+            for slot, p in model.book_slot_probabilities
+            if rng.random() < p
+        }
         for slot in REQUIRED_BOOK_SLOTS.get(model.name, ()):
             if slot not in book:
                 book[slot] = model.book_values[slot].draw(np_rng)
@@ -195,7 +205,9 @@ class GoalGenerator:
         # A taxi "query" always answers, but draws a taxi from rng, as ConvLab-2's did.
         return bool(self.db.query(domain, info.items(), rng=rng))
 
-    def _repaired_info(self, model: DomainModel, info: dict[str, str], rng: random.Random) -> dict[str, str] | None:
+    def _repaired_info(
+        self, model: DomainModel, info: dict[str, str], rng: random.Random
+    ) -> dict[str, str] | None:
         """Change one random constraint to a random value until the database has a match; None if it never does."""
         for _ in range(MAX_ADJUST_TRIALS):
             slot = rng.choice(tuple(info))
@@ -207,8 +219,9 @@ class GoalGenerator:
 
     # Per-domain constraint rules (applied in order after the slot combination's values are drawn).
 
-    def _name_alone_or_dropped(self, model: DomainModel, info: dict, rng: random.Random,
-                               np_rng: np.random.RandomState) -> None:
+    def _name_alone_or_dropped(
+        self, model: DomainModel, info: dict, rng: random.Random, np_rng: np.random.RandomState
+    ) -> None:
         """A named venue needs no other constraint: keep the name alone, or drop it, by how often names occur."""
         if "name" in info and len(info) > 1:
             if rng.random() < model.info_slot_probability["name"]:
@@ -218,8 +231,9 @@ class GoalGenerator:
             else:
                 del info["name"]
 
-    def _one_time_constraint(self, model: DomainModel, info: dict, rng: random.Random,
-                             np_rng: np.random.RandomState) -> None:
+    def _one_time_constraint(
+        self, model: DomainModel, info: dict, rng: random.Random, np_rng: np.random.RandomState
+    ) -> None:
         """Exactly one of leaveAt / arriveBy, chosen by their relative frequencies."""
         leave, arrive = model.info_slot_probability["leaveAt"], model.info_slot_probability["arriveBy"]
         if "arriveBy" in info and "leaveAt" in info:
@@ -228,21 +242,26 @@ class GoalGenerator:
             slot = "arriveBy" if rng.random() < arrive / (arrive + leave) else "leaveAt"
             info[slot] = model.info_values[slot].draw(np_rng)
 
-    def _endpoints_of_a_real_train(self, model: DomainModel, info: dict, rng: random.Random,
-                                   np_rng: np.random.RandomState) -> None:
+    def _endpoints_of_a_real_train(
+        self, model: DomainModel, info: dict, rng: random.Random, np_rng: np.random.RandomState
+    ) -> None:
         """Departure and destination of a random timetable entry, so the route exists."""
         train = rng.choice(self.train_records)
         info["departure"] = train["departure"]
         info["destination"] = train["destination"]
 
-    def _taxi_endpoints(self, model: DomainModel, info: dict, rng: random.Random,
-                        np_rng: np.random.RandomState) -> None:
+    def _taxi_endpoints(
+        self, model: DomainModel, info: dict, rng: random.Random, np_rng: np.random.RandomState
+    ) -> None:
         """Both endpoints present; if they coincide, one is redrawn once (by their relative frequencies)."""
         for slot in ("departure", "destination"):
             if slot not in info:
                 info[slot] = model.info_values[slot].draw(np_rng)
         if info["departure"] == info["destination"]:
-            depart, dest = model.info_slot_probability["departure"], model.info_slot_probability["destination"]
+            depart, dest = (
+                model.info_slot_probability["departure"],
+                model.info_slot_probability["destination"],
+            )
             slot = "departure" if rng.random() < depart / (depart + dest) else "destination"
             info[slot] = model.info_values[slot].draw(np_rng)
 
@@ -268,8 +287,12 @@ class GoalGenerator:
         if "restaurant" not in ordering or "attraction" not in ordering:
             return
         restaurant, attraction = goal["restaurant"], goal["attraction"]
-        if ("fail_info" in restaurant or ordering.index("restaurant") < ordering.index("attraction")
-                or "area" not in restaurant["info"] or "area" not in attraction["info"]):
+        if (
+            "fail_info" in restaurant
+            or ordering.index("restaurant") < ordering.index("attraction")
+            or "area" not in restaurant["info"]
+            or "area" not in attraction["info"]
+        ):
             return
         area = attraction["info"]["area"]
         nearby = {**restaurant["info"], "area": area}

@@ -9,24 +9,27 @@ a general act without templates) this module writes a short fallback instead of 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from envs.acts import ActLike
 from envs.multiwoz.data import MultiWozData
 
 NLG_SEED = 0
 
 # Act slot (lower case) -> its words in a sentence, where they differ from the slot name.
-SLOT_WORDS = MappingProxyType({
-    "addr": "address",
-    "car": "car type",
-    "depart": "departure",
-    "dest": "destination",
-    "post": "postcode",
-    "price": "price range",
-    "ref": "reference number",
-})
+SLOT_WORDS = MappingProxyType(
+    {
+        "addr": "address",
+        "car": "car type",
+        "depart": "departure",
+        "dest": "destination",
+        "post": "postcode",
+        "price": "price range",
+        "ref": "reference number",
+    }
+)
 
 DONT_CARE_VALUES = frozenset({"do nt care", "do n't care", "dontcare"})
 AMENITIES = frozenset({"internet", "parking"})
@@ -41,13 +44,15 @@ AMENITY_NOT_NEEDED = ("It does n't need to have {} .", "I do n't need free {} ."
 NO_BOOKING_NEEDED = ("I do not need to book. ", "I 'm not looking to make a booking at the moment.")
 
 # Fallbacks where ConvLab-2 would write nothing.
-GENERAL_FALLBACK = MappingProxyType({
-    "bye": "Goodbye .",
-    "greet": "Hello .",
-    "reqmore": "Is there anything else I can help you with ?",
-    "thank": "Thank you .",
-    "welcome": "You are welcome .",
-})
+GENERAL_FALLBACK = MappingProxyType(
+    {
+        "bye": "Goodbye .",
+        "greet": "Hello .",
+        "reqmore": "Is there anything else I can help you with ?",
+        "thank": "Thank you .",
+        "welcome": "You are welcome .",
+    }
+)
 SELECT_WITHOUT_SLOTS = "Which {domain} would you prefer ?"
 UNKNOWN_SLOT = "The {slot} is {value} ."
 UNKNOWN_ACT = "({domain} {intent})"
@@ -55,8 +60,6 @@ UNKNOWN_ACT = "({domain} {intent})"
 # ConvLab-2 puts, per domain: NoOffer, Inform-Name, other Informs, then everything else (it compared intents
 # against a lower-case 'request', so Request acts fall into "everything else" too).
 ACT_GROUP_RANK = {"nooffer": 0, "inform-name": 1, "inform-other": 2, "other": 3}
-
-Act = Sequence[Any]  # [intent, domain, slot, value]
 
 
 def _act_group(intent: str, slot: str) -> str:
@@ -67,17 +70,17 @@ def _act_group(intent: str, slot: str) -> str:
     return "other"
 
 
-def order_acts(acts: Iterable[Act]) -> list[Act]:
+def order_acts(acts: Iterable[ActLike]) -> list[ActLike]:
     """ConvLab-2's speaking order: domains in reverse order of first mention, each sorted by
     ``ACT_GROUP_RANK`` (stable), general acts last."""
-    by_domain: dict[str, list[Act]] = {}
-    general: list[Act] = []
+    by_domain: dict[str, list[ActLike]] = {}
+    general: list[ActLike] = []
     for act in acts:
         if act[1] == "general":
             general.append(act)
         else:
             by_domain.setdefault(act[1], []).append(act)
-    ordered: list[Act] = []
+    ordered: list[ActLike] = []
     for domain_acts in reversed(by_domain.values()):
         ordered.extend(sorted(domain_acts, key=lambda act: ACT_GROUP_RANK[_act_group(act[0], act[2])]))
     return ordered + general
@@ -109,7 +112,7 @@ class TemplateNLG:
         self.templates: Mapping[str, Mapping[str, list[str]]] = _lower_keys(data.templates(side))
         self.rng = rng if rng is not None else random.Random(NLG_SEED)
 
-    def generate(self, acts: Iterable[Act]) -> str:
+    def generate(self, acts: Iterable[ActLike]) -> str:
         """The turn's text; ``acts`` are ConvLab-2 lists ``[intent, domain, slot, value]``."""
         grouped: dict[str, list[tuple[str, Any]]] = {}
         for intent, domain, slot, value in order_acts(acts):

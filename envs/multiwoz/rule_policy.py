@@ -20,22 +20,49 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from envs.acts import Act, ActLike
 from envs.multiwoz.db import Database
 from envs.multiwoz.ontology import SYSTEM_ACT_SLOT, USER_ACT_SLOT
-from envs.multiwoz.traces import Mismatch, TurnTally, rng_at, rng_position
 
-Act = list  # [intent, domain, slot, value]
 Reply = dict[tuple[str, str], list[list[Any]]]  # (domain, intent) -> [[slot, value], ...]
 
 # Act slots a recommendation may mention (ConvLab-2's INFORMABLE_SLOTS).
-RECOMMENDABLE_SLOTS = frozenset({
-    "Fee", "Addr", "Area", "Stars", "Internet", "Department", "Choice", "Ref", "Food", "Type", "Price",
-    "Stay", "Phone", "Post", "Day", "Name", "Car", "Leave", "Time", "Arrive", "Ticket", "Depart", "People",
-    "Dest", "Parking", "Open", "Id",
-})
+RECOMMENDABLE_SLOTS = frozenset(
+    {
+        "Fee",
+        "Addr",
+        "Area",
+        "Stars",
+        "Internet",
+        "Department",
+        "Choice",
+        "Ref",
+        "Food",
+        "Type",
+        "Price",
+        "Stay",
+        "Phone",
+        "Post",
+        "Day",
+        "Name",
+        "Car",
+        "Leave",
+        "Time",
+        "Arrive",
+        "Ticket",
+        "Depart",
+        "People",
+        "Dest",
+        "Parking",
+        "Open",
+        "Id",
+    }
+)
 NAMED_DOMAINS = frozenset({"Hotel", "Attraction", "Police", "Restaurant"})  # recommendations name the entity
 BOOKING_SLOTS = {  # user act slots that ask for a booking
-    "Train": ("People",), "Restaurant": ("Time", "Day", "People"), "Hotel": ("Stay", "Day", "People"),
+    "Train": ("People",),
+    "Restaurant": ("Time", "Day", "People"),
+    "Hotel": ("Stay", "Day", "People"),
 }
 DONT_CARE = frozenset({"do nt care", "do n't care", "dontcare"})
 CAR_TYPES = ("toyota", "skoda", "bmw", "honda", "ford", "audi", "lexus", "volvo", "volkswagen", "tesla")
@@ -53,7 +80,7 @@ def pick(rng: random.Random, n: int) -> int:
     return rng.randint(0, DRAW_BOUND) % n
 
 
-def group_acts(acts: Sequence[Sequence[str]]) -> dict[str, list[list[str]]]:
+def group_acts(acts: Sequence[ActLike]) -> dict[str, list[list[str]]]:
     """``Domain-Intent`` -> ``[[slot, value], ...]`` in order of first appearance."""
     grouped: dict[str, list[list[str]]] = {}
     for intent, domain, slot, value in acts:
@@ -68,7 +95,10 @@ class RulePolicy:
         self.db = db
         # user act domain -> rule (None: ignored); any other domain is a database search
         self._handlers = {
-            "general": self._greeting, "Taxi": self._taxi, "Booking": None, "Train": self._train,
+            "general": self._greeting,
+            "Taxi": self._taxi,
+            "Booking": None,
+            "Train": self._train,
         }
         self.reset()
 
@@ -79,8 +109,9 @@ class RulePolicy:
     def act(self, state: Mapping[str, Any], rng: random.Random) -> list[Act]:
         """Reply to ``state`` (``belief_state``, ``request_state``, ``user_action``), drawing from ``rng``."""
         user_acts = state["user_action"]
-        user_action = (group_acts(user_acts) if user_acts and not isinstance(user_acts, str)
-                       else self._changes(state))
+        user_action = (
+            group_acts(user_acts) if user_acts and not isinstance(user_acts, str) else self._changes(state)
+        )
         self._remember(state)
 
         reply: Reply = {}
@@ -179,8 +210,11 @@ class RulePolicy:
         names = USER_ACT_SLOT[domain]
         if not found:
             no_offer = reply.setdefault((domain, "NoOffer"), [])
-            no_offer.extend([names.get(slot, slot), value] for slot, value in semi.items()
-                            if value != "" and value not in DONT_CARE)
+            no_offer.extend(
+                [names.get(slot, slot), value]
+                for slot, value in semi.items()
+                if value != "" and value not in DONT_CARE
+            )
         if intent == "Request":
             inform = reply.setdefault((domain, "Inform"), [])
             if found:
@@ -194,8 +228,9 @@ class RulePolicy:
             self._recommend(domain, found, reply, rng)
 
     @staticmethod
-    def _inform_single(domain: str, semi: Mapping[str, Any], entity: Mapping[str, Any], reply: Reply,
-                       rng: random.Random) -> None:
+    def _inform_single(
+        domain: str, semi: Mapping[str, Any], entity: Mapping[str, Any], reply: Reply, rng: random.Random
+    ) -> None:
         inform = reply.setdefault((domain, "Inform"), [])
         slots = list(semi)
         if not slots:
@@ -246,8 +281,11 @@ class RulePolicy:
             inform = reply.setdefault(("Train", "Inform"), [])
             fields = SYSTEM_ACT_SLOT["Train"]
             if found:
-                inform.extend([slot, found[0][fields.get(slot, slot)]] for slot, _ in slots
-                              if fields.get(slot, slot) in found[0])
+                inform.extend(
+                    [slot, found[0][fields.get(slot, slot)]]
+                    for slot, _ in slots
+                    if fields.get(slot, slot) in found[0]
+                )
             return
         if not found:
             reply.setdefault(("Train", "NoOffer"), []).extend([names.get(s, s), v] for s, v in constraints)
@@ -265,25 +303,3 @@ class RulePolicy:
         found = matches.get(domain)
         if found:
             reply[("Booking", "Book")] = [["Ref", found[0].get("Ref", "N/A")]]
-
-
-def compare_rule_policy(dialogue: Mapping[str, Any], policy: RulePolicy) -> tuple[int, int, Mismatch | None]:
-    """Replay one recorded rule-policy dialogue: (turns matched, turns, first mismatch or None).
-
-    The policy is reset, then fed every recorded state in order with the RNG at ``rng_before_sys``; a turn
-    matches when the acts equal ``sys`` and the RNG ends where the next user turn began.
-    """
-    seed = dialogue["seed"]
-    turns = dialogue["turns"]
-    policy.reset()
-    tally = TurnTally(seed)
-    for k, turn in enumerate(turns):
-        rng = rng_at(seed, turn["rng_before_sys"])
-        state = {"belief_state": turn["belief_state"], "request_state": turn["request_state"],
-                 "user_action": turn["user"]}
-        checks = [("sys", turn["sys"], policy.act(state, rng))]
-        if k + 1 < len(turns):
-            checks.append(("rng_before_user (next turn)", turns[k + 1]["rng_before_user"],
-                           rng_position(rng, seed)))
-        tally.add(turn["t"], checks)
-    return tally.matched, len(turns), tally.first

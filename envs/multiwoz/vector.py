@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from envs.acts import Act, ActLike
 from envs.multiwoz.db import Database
 from envs.multiwoz.ontology import SYSTEM_ACT_SLOT
-from envs.multiwoz.traces import Mismatch, TurnTally, rng_at, rng_position
 
 STATE_DIM = 340
 ACTION_DIM = 209
@@ -33,13 +33,29 @@ DB_BUCKETS = 6  # entity counts 0, 1, 2, 3, 4, >= 5
 # The belief slots in ConvLab-2's default-state order (domains Attraction, Restaurant, Train, Hotel, Taxi,
 # Hospital, Police); police has none.
 BELIEF_SLOTS = (
-    ("attraction", "type"), ("attraction", "name"), ("attraction", "area"),
-    ("restaurant", "food"), ("restaurant", "pricerange"), ("restaurant", "name"), ("restaurant", "area"),
-    ("train", "leaveAt"), ("train", "destination"), ("train", "day"), ("train", "arriveBy"),
+    ("attraction", "type"),
+    ("attraction", "name"),
+    ("attraction", "area"),
+    ("restaurant", "food"),
+    ("restaurant", "pricerange"),
+    ("restaurant", "name"),
+    ("restaurant", "area"),
+    ("train", "leaveAt"),
+    ("train", "destination"),
+    ("train", "day"),
+    ("train", "arriveBy"),
     ("train", "departure"),
-    ("hotel", "name"), ("hotel", "area"), ("hotel", "parking"), ("hotel", "pricerange"), ("hotel", "stars"),
-    ("hotel", "internet"), ("hotel", "type"),
-    ("taxi", "leaveAt"), ("taxi", "destination"), ("taxi", "departure"), ("taxi", "arriveBy"),
+    ("hotel", "name"),
+    ("hotel", "area"),
+    ("hotel", "parking"),
+    ("hotel", "pricerange"),
+    ("hotel", "stars"),
+    ("hotel", "internet"),
+    ("hotel", "type"),
+    ("taxi", "leaveAt"),
+    ("taxi", "destination"),
+    ("taxi", "departure"),
+    ("taxi", "arriveBy"),
     ("hospital", "department"),
 )
 
@@ -54,11 +70,10 @@ assert TERMINATED_INDEX + 1 == STATE_DIM
 UNQUERIED_DOMAINS = ("general", "Booking")  # action domains with no database of their own
 NEGATIVE_INTENTS = ("nooffer", "nobook")  # lexicalised from the belief state, not from entities
 
-Act = list  # [intent, domain, slot, value]
 BeliefState = Mapping[str, Mapping[str, Mapping[str, Any]]]
 
 
-def current_domain(user_acts: Iterable[Sequence[str]], previous: str | None) -> str | None:
+def current_domain(user_acts: Iterable[ActLike], previous: str | None) -> str | None:
     """The last database domain the user's acts name, else ``previous`` (what ``Booking`` acts refer to)."""
     for _, domain, _, _ in user_acts:
         if domain in DB_DOMAINS:
@@ -90,7 +105,7 @@ class Vectoriser:
 
     # ---- delexicalisation -------------------------------------------------------------------------------
 
-    def _delexicalised(self, acts: Iterable[Sequence[str]]) -> list[str]:
+    def _delexicalised(self, acts: Iterable[ActLike]) -> list[str]:
         """``Domain-Intent-Slot-v`` strings with ``v`` the running count of that intent/domain/slot."""
         counts: dict[tuple[str, str, str], int] = {}
         out = []
@@ -106,12 +121,12 @@ class Vectoriser:
             out.append(f"{domain}-{intent}-{slot}-{value}")
         return out
 
-    def action_indices(self, acts: Iterable[Sequence[str]]) -> list[int]:
+    def action_indices(self, acts: Iterable[ActLike]) -> list[int]:
         """Vocabulary indices of ``acts``, sorted, acts outside the vocabulary dropped."""
         index = self._sys_index
         return sorted({index[a] for a in self._delexicalised(acts) if a in index})
 
-    def acts_to_action(self, acts: Iterable[Sequence[str]]) -> np.ndarray:
+    def acts_to_action(self, acts: Iterable[ActLike]) -> np.ndarray:
         vec = np.zeros(ACTION_DIM, dtype=np.float32)
         vec[self.action_indices(acts)] = 1.0
         return vec
@@ -121,14 +136,17 @@ class Vectoriser:
     def state_indices(
         self,
         belief_state: BeliefState,
-        user_acts: Iterable[Sequence[str]],
-        prev_system_acts: Iterable[Sequence[str]],
+        user_acts: Iterable[ActLike],
+        prev_system_acts: Iterable[ActLike],
         terminated: bool = False,
     ) -> list[int]:
         """Sorted non-zero positions of the state vector."""
         nz = [self._usr_index[a] for a in self._delexicalised(user_acts) if a in self._usr_index]
-        nz.extend(SYSTEM_OFFSET + self._sys_index[a]
-                  for a in self._delexicalised(prev_system_acts) if a in self._sys_index)
+        nz.extend(
+            SYSTEM_OFFSET + self._sys_index[a]
+            for a in self._delexicalised(prev_system_acts)
+            if a in self._sys_index
+        )
         for i, (domain, slot) in enumerate(BELIEF_SLOTS):
             if belief_state[domain]["semi"].get(slot):
                 nz.append(BELIEF_OFFSET + i)
@@ -145,8 +163,8 @@ class Vectoriser:
     def state_vector(
         self,
         belief_state: BeliefState,
-        user_acts: Iterable[Sequence[str]],
-        prev_system_acts: Iterable[Sequence[str]],
+        user_acts: Iterable[ActLike],
+        prev_system_acts: Iterable[ActLike],
         terminated: bool = False,
     ) -> np.ndarray:
         vec = np.zeros(STATE_DIM, dtype=np.float32)
@@ -236,32 +254,3 @@ class Vectoriser:
         if slot not in fields:
             return "none"
         return slots.get(fields[slot], value)
-
-
-def compare_vector(dialogue: Mapping[str, Any], vectoriser: Vectoriser) -> tuple[int, int, Mismatch | None]:
-    """Replay one recorded dialogue through ``vectoriser``: (turns matched, turns, first mismatch or None).
-
-    Every turn checks the state vector (user acts, previous round's system acts, belief state) against
-    ``state_vec_nz`` and the system acts against ``sys_act_vec_nz``; random-policy turns also lexicalise
-    ``random_choice`` with the RNG at ``rng_before_sys`` and check ``sys`` and the RNG position reached.
-    """
-    seed = dialogue["seed"]
-    turns = dialogue["turns"]
-    tally, domain, previous = TurnTally(seed), None, []
-    for k, turn in enumerate(turns):
-        domain = current_domain(turn["user"], domain)
-        checks = [
-            ("state_vec_nz", turn["state_vec_nz"],
-             vectoriser.state_indices(turn["belief_state"], turn["user"], previous, turn["terminated"])),
-            ("sys_act_vec_nz", turn["sys_act_vec_nz"], vectoriser.action_indices(turn["sys"])),
-        ]
-        if turn.get("random_choice") is not None:
-            rng = rng_at(seed, turn["rng_before_sys"])
-            acts = vectoriser.action_to_acts(turn["random_choice"], turn["belief_state"], rng, domain)
-            checks.append(("sys", turn["sys"], acts))
-            if k + 1 < len(turns):
-                checks.append(("rng_before_user (next turn)", turns[k + 1]["rng_before_user"],
-                               rng_position(rng, seed)))
-        tally.add(turn["t"], checks)
-        previous = turn["sys"]
-    return tally.matched, len(turns), tally.first

@@ -11,12 +11,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from envs.fileio import atomic_writer
 from envs.multiwoz.data import MultiWozData, read_checksums, sha256_of, user_cache_dir
 from envs.vhus.model import VHUS, VHUSConfig
 
@@ -37,8 +37,9 @@ def cache_key(data: MultiWozData, goal_regularizer: bool = False) -> str:
     checksums = read_checksums(data.root)
     names = ["vhus_vocab.json", f"{data.training_split()}.json.zip", "test.json.zip"]
     files = {name: checksums.get(name) or sha256_of(data.path(name)) for name in names}
-    payload = json.dumps({"format": CHECKPOINT_FORMAT, "goal_regularizer": goal_regularizer, "files": files},
-                         sort_keys=True)
+    payload = json.dumps(
+        {"format": CHECKPOINT_FORMAT, "goal_regularizer": goal_regularizer, "files": files}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
@@ -47,25 +48,27 @@ def model_path(data: MultiWozData, goal_regularizer: bool = False) -> Path:
 
 
 def save_checkpoint(path: Path, model: VHUS, extra: dict[str, Any]) -> None:
-    """Write atomically: a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": CHECKPOINT_FORMAT, "config": model.config.to_dict(),
-                        "state_dict": model.state_dict(), **extra}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write whole or not at all (``envs.fileio.atomic_writer``)."""
+    with atomic_writer(path, "wb") as f:
+        torch.save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "config": model.config.to_dict(),
+                "state_dict": model.state_dict(),
+                **extra,
+            },
+            f,
+        )
 
 
 def load_checkpoint(path: Path) -> tuple[VHUS, dict[str, Any]]:
     """(the model in eval mode, the checkpoint's other entries); ValueError if it is not a VHUS checkpoint."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a VHUS checkpoint of format {CHECKPOINT_FORMAT}; retrain it "
-                         "with `python -m envs.vhus.train`")
+        raise ValueError(
+            f"{path}: not a VHUS checkpoint of format {CHECKPOINT_FORMAT}; retrain it "
+            "with `python -m envs.vhus.train`"
+        )
     model = VHUS(VHUSConfig(**checkpoint["config"]))
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()

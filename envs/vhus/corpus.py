@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from envs.acts import Act, ActLike
+
 logger = logging.getLogger(__name__)
 
 PAD, UNK, SOS, EOS = 0, 1, 2, 3
@@ -43,7 +45,7 @@ _SYSTEM_TABLE = {
     "restaurant": "addr:address area choice name food phone post:postcode price:pricerange ref",
     "taxi": "arrive:arriveby car:car_type depart:departure dest:destination leave:leaveat phone",
     "train": "arrive:arriveby choice day depart:departure dest:destination id:trainid trainid leave:leaveat "
-             "people ref ticket:price time:duration duration",
+    "people ref ticket:price time:duration duration",
     "police": "addr:address post:postcode phone",
 }
 # The same for *user* acts.
@@ -51,12 +53,12 @@ _USER_TABLE = {
     "attraction": "area name type addr:address fee:entrance_fee phone post:postcode",
     "hospital": "department addr:address phone post:postcode",
     "hotel": "area internet name parking price:pricerange stars type addr:address phone post:postcode day "
-             "people stay",
+    "people stay",
     "police": "addr:address phone post:postcode",
     "restaurant": "area day food name people price:pricerange time addr:address phone post:postcode",
     "taxi": "arrive:arriveby depart:departure dest:destination leave:leaveat car:car_type phone",
     "train": "time:duration arrive:arriveby day ref depart:departure dest:destination leave:leaveat people "
-             "duration price choice trainid ticket:price id:trainid",
+    "duration price choice trainid ticket:price id:trainid",
 }
 
 
@@ -77,13 +79,17 @@ USER_SLOT_TO_GOAL = _slot_table(_USER_TABLE)
 UNKNOWN_SLOT = "Unknow"  # ConvLab-2's spelling; it is in the vocabularies
 
 # User-act value sources -> the goal section the value is read from when decoding.
-SOURCE_SECTIONS = MappingProxyType({
-    "InInfo": "info", "InFail_info": "fail_info", "InBook": "book", "InFail_book": "fail_book",
-})
+SOURCE_SECTIONS = MappingProxyType(
+    {
+        "InInfo": "info",
+        "InFail_info": "fail_info",
+        "InBook": "book",
+        "InFail_book": "fail_book",
+    }
+)
 # Goal slots the encoder can never find (see the module docstring): "DoNotCare" for them may mean the goal value.
 CASE_BLIND_GOAL_SLOTS = frozenset({"leaveat", "arriveby", "trainid"})
 
-Act = list[str]  # [intent, domain, slot, value]
 ActGroups = dict[str, list[list[str]]]  # {"domain-intent": [[slot, value], ...]}, all lower case
 
 
@@ -108,7 +114,7 @@ def goal_tokens(goal: Mapping[str, Any]) -> list[str]:
     return tokens
 
 
-def group_acts(acts: Iterable[Sequence[str]]) -> ActGroups:
+def group_acts(acts: Iterable[ActLike]) -> ActGroups:
     """``[intent, domain, slot, value]`` acts -> ``{"domain-intent": [[slot, value], ...]}`` in lower case."""
     grouped: ActGroups = {}
     for intent, domain, slot, value in acts:
@@ -118,11 +124,14 @@ def group_acts(acts: Iterable[Sequence[str]]) -> ActGroups:
 
 def group_corpus_acts(dialog_act: Mapping[str, Sequence[Sequence[str]]]) -> ActGroups:
     """A corpus turn's ``{"Hotel-Inform": [["Area", "east"]]}`` in the same lower-case form."""
-    return {key.lower(): [[str(s).lower(), str(v).lower()] for s, v in pairs] for key, pairs in dialog_act.items()}
+    return {
+        key.lower(): [[str(s).lower(), str(v).lower()] for s, v in pairs] for key, pairs in dialog_act.items()
+    }
 
 
-def _goal_checks(goal: Mapping[str, Any], domain: str, goal_slot: str, value: str,
-                 normalise) -> dict[str, bool]:
+def _goal_checks(
+    goal: Mapping[str, Any], domain: str, goal_slot: str, value: str, normalise
+) -> dict[str, bool]:
     """Per constraint section holding ``goal_slot``: does the goal's value equal ``value``?"""
     parts = goal.get(domain) or {}
     return {
@@ -254,7 +263,9 @@ def parse_user_tokens(tokens: Sequence[str], goal: Mapping[str, Any]) -> list[Ac
                 emit([intent.capitalize(), domain.capitalize(), slot.capitalize(), "?"])
                 filled = True
             else:
-                logger.debug("VHUS decoded %r in %s-%s: not a requestable slot; dropped", token, domain, intent)
+                logger.debug(
+                    "VHUS decoded %r in %s-%s: not a requestable slot; dropped", token, domain, intent
+                )
             continue
         value = _decode_value(domain, slot, source, goal)
         if value is None or intent == REQUEST:
@@ -324,8 +335,14 @@ class Vocabs:
 
     def goal_slot_flags(self, goal_ids: Sequence[int]) -> list[float]:
         """1.0 for each goal token that names a slot (not a section name, bracket or special token)."""
-        return [0.0 if self.goal.id_to_token[i] in GOAL_SECTION_TOKENS or i < len(SPECIAL_TOKENS)
-                or self.goal.id_to_token[i] in STRUCTURE_TOKENS else 1.0 for i in goal_ids]
+        return [
+            0.0
+            if self.goal.id_to_token[i] in GOAL_SECTION_TOKENS
+            or i < len(SPECIAL_TOKENS)
+            or self.goal.id_to_token[i] in STRUCTURE_TOKENS
+            else 1.0
+            for i in goal_ids
+        ]
 
 
 @dataclass(frozen=True)
@@ -368,8 +385,9 @@ def encode_corpus(corpus: Mapping[str, Mapping[str, Any]], vocabs: Vocabs) -> li
     return encoded
 
 
-def split_off(dialogues: Sequence[EncodedDialogue], fraction: float, rng: random.Random
-              ) -> tuple[list[EncodedDialogue], list[EncodedDialogue]]:
+def split_off(
+    dialogues: Sequence[EncodedDialogue], fraction: float, rng: random.Random
+) -> tuple[list[EncodedDialogue], list[EncodedDialogue]]:
     """(rest, held out): a seeded random ``fraction`` of the dialogues held out for early stopping."""
     held = set(rng.sample(range(len(dialogues)), int(len(dialogues) * fraction)))
     rest = [d for i, d in enumerate(dialogues) if i not in held]

@@ -35,8 +35,9 @@ class GRUWeights:
 
     @classmethod
     def of(cls, rnn: torch.nn.GRU) -> GRUWeights:
-        return cls(_array(rnn.weight_ih_l0), _array(rnn.bias_ih_l0), _array(rnn.weight_hh_l0),
-                   _array(rnn.bias_hh_l0))
+        return cls(
+            _array(rnn.weight_ih_l0), _array(rnn.bias_ih_l0), _array(rnn.weight_hh_l0), _array(rnn.bias_hh_l0)
+        )
 
     def token_table(self, embedding: torch.nn.Embedding) -> np.ndarray:
         """Input projection of every token: [V, 3H]."""
@@ -47,8 +48,8 @@ class GRUWeights:
         size = hidden.shape[-1]
         recurrent = self.w_hh @ hidden + self.b_hh
         reset = _sigmoid(projected[:size] + recurrent[:size])
-        update = _sigmoid(projected[size:2 * size] + recurrent[size:2 * size])
-        new = np.tanh(projected[2 * size:] + reset * recurrent[2 * size:])
+        update = _sigmoid(projected[size : 2 * size] + recurrent[size : 2 * size])
+        new = np.tanh(projected[2 * size :] + reset * recurrent[2 * size :])
         return (1.0 - update) * new + update * hidden
 
 
@@ -74,10 +75,17 @@ class FastVHUS:
         self.context_rnn = GRUWeights.of(model.context_encoder)
         self.decoder_rnn = GRUWeights.of(model.decoder)
         self.usr_table = self.decoder_rnn.token_table(model.usr_embedding)
-        linear = {name: (_array(layer.weight), _array(layer.bias)) for name, layer in {
-            "mu": model.latent_previous.mu, "logvar": model.latent_previous.logvar, "merge": model.merge,
-            "term_hidden": model.terminate_head[0], "term_out": model.terminate_head[2], "out": model.out,
-        }.items()}
+        linear = {
+            name: (_array(layer.weight), _array(layer.bias))
+            for name, layer in {
+                "mu": model.latent_previous.mu,
+                "logvar": model.latent_previous.logvar,
+                "merge": model.merge,
+                "term_hidden": model.terminate_head[0],
+                "term_out": model.terminate_head[2],
+                "out": model.out,
+            }.items()
+        }
         if self.config.goal_regularizer:
             linear["gate"] = (_array(model.goal_gate.weight)[0], _array(model.goal_gate.bias))
             linear["summary"] = (_array(model.goal_summary.weight), _array(model.goal_summary.bias))
@@ -94,8 +102,9 @@ class FastVHUS:
         mask = np.asarray(goal_slot_mask or [0.0], dtype=np.float32)
         return Session(_array(outputs[0]), mask, _array(state[0]), np.ones_like(mask))
 
-    def respond(self, session: Session, system_ids: list[int], *, rng: np.random.Generator | None = None
-                ) -> tuple[list[int], bool]:
+    def respond(
+        self, session: Session, system_ids: list[int], *, rng: np.random.Generator | None = None
+    ) -> tuple[list[int], bool]:
         """(user token ids without <SOS>/<EOS>, whether the user ends the dialogue); greedy with the latent at
         its mean, or sampled (latent and tokens) from ``rng``. Updates ``session``."""
         sentence = np.zeros_like(session.context)
@@ -105,7 +114,9 @@ class FastVHUS:
         context = self.context_rnn.step(self.context_rnn.w_ih @ sentence + self.context_rnn.b_ih, previous)
         z = self._apply("mu", previous)
         if rng is not None:
-            z = z + rng.standard_normal(z.shape, dtype=np.float32) * np.exp(0.5 * self._apply("logvar", previous))
+            z = z + rng.standard_normal(z.shape, dtype=np.float32) * np.exp(
+                0.5 * self._apply("logvar", previous)
+            )
         hidden = self._apply("merge", np.concatenate([context, z]))
         if self.config.goal_regularizer:
             weights = session.remaining * session.goal_slot_mask
@@ -113,7 +124,9 @@ class FastVHUS:
             hidden = hidden + self._apply("summary", summary)
             gate_weight, gate_bias = self.linear["gate"]
             size = context.shape[0]
-            gates = _sigmoid(gate_weight[:size] @ context + session.goal_outputs @ gate_weight[size:] + gate_bias)
+            gates = _sigmoid(
+                gate_weight[:size] @ context + session.goal_outputs @ gate_weight[size:] + gate_bias
+            )
             session.remaining = session.remaining * gates
         tokens = self._decode(hidden, rng)
         terminate = self._apply("term_out", np.maximum(self._apply("term_hidden", context), 0.0))

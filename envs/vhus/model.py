@@ -65,7 +65,9 @@ class Batch:
 class Outputs:
     logits: torch.Tensor  # [N, R-1, V] user-token logits for the N real turns, teacher-forced
     terminate: torch.Tensor  # [B, T] termination logits
-    latent: tuple[torch.Tensor, ...]  # (mu, logvar) of the previous-state head, then of the current-state head
+    latent: tuple[
+        torch.Tensor, ...
+    ]  # (mu, logvar) of the previous-state head, then of the current-state head
     gates: torch.Tensor | None  # [B, T, G] goal-regulariser gates, None without it
 
 
@@ -147,10 +149,13 @@ class VHUS(nn.Module):
 
     def _goal_gates(self, contexts: torch.Tensor, goal_outputs: torch.Tensor) -> torch.Tensor:
         """How much of each goal token is still unsaid after a turn: [B, T, G] in (0, 1)."""
-        pairs = torch.cat([
-            contexts.unsqueeze(2).expand(-1, -1, goal_outputs.size(1), -1),
-            goal_outputs.unsqueeze(1).expand(-1, contexts.size(1), -1, -1),
-        ], dim=-1)
+        pairs = torch.cat(
+            [
+                contexts.unsqueeze(2).expand(-1, -1, goal_outputs.size(1), -1),
+                goal_outputs.unsqueeze(1).expand(-1, contexts.size(1), -1, -1),
+            ],
+            dim=-1,
+        )
         return torch.sigmoid(self.goal_gate(pairs).squeeze(-1))
 
     # -- training ---------------------------------------------------------------------------------------------

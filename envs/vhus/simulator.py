@@ -1,4 +1,4 @@
-"""VHUS as the environment's simulated user (the ``UserSimulator`` protocol of ``envs.dialogue_env``).
+"""VHUS as the environment's simulated user (the ``UserSimulator`` protocol of ``envs.user``).
 
 Each turn the system's acts are written as VHUS tokens relative to the goal, the model answers with user-act
 tokens, and those are read back into ``[intent, domain, slot, value]`` acts with values from the goal;
@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.acts import Act, ActLike, check_system_act
 from envs.multiwoz.agenda import (
     BOOKED,
     NOT_SURE_VALUES,
@@ -46,18 +47,19 @@ BOOKING_INTENTS = frozenset({("booking", "book"), ("*", "offerbooked")})
 FOCUS_DOMAINS = frozenset({"attraction", "hotel", "restaurant", "taxi", "train", "hospital", "police"})
 
 
-def _check_act(act: Any) -> None:
-    if not (isinstance(act, list | tuple) and len(act) == 4 and all(isinstance(part, str) for part in act)):
-        raise ValueError(f"system act {act!r}: expected [intent, domain, slot, value], four strings")
-
-
 def _train_now(data, path: Path, goal_regularizer: bool) -> None:
     from envs.vhus import train
 
-    logger.warning("VHUS: no trained simulator at %s; training one now on the %r split. This takes a few "
-                   "minutes on CPU (about 2-5 on two cores) and happens once per data folder; "
-                   "`python -m envs.vhus.train` does it beforehand.", path, data.training_split())
-    train.train(data, path, train.TrainSettings(goal_regularizer=goal_regularizer), log_dir=path.parent / "tb")
+    logger.warning(
+        "VHUS: no trained simulator at %s; training one now on the %r split. This takes a few "
+        "minutes on CPU (about 2-5 on two cores) and happens once per data folder; "
+        "`python -m envs.vhus.train` does it beforehand.",
+        path,
+        data.training_split(),
+    )
+    train.train(
+        data, path, train.TrainSettings(goal_regularizer=goal_regularizer), log_dir=path.parent / "tb"
+    )
 
 
 class VHUSUser(GoalScoredUser):
@@ -77,8 +79,9 @@ class VHUSUser(GoalScoredUser):
         self._terminated = False
 
     @classmethod
-    def from_data(cls, data, *, sample: bool = False, goal_regularizer: bool = False,
-                  model_path: Path | None = None) -> VHUSUser:
+    def from_data(
+        cls, data, *, sample: bool = False, goal_regularizer: bool = False, model_path: Path | None = None
+    ) -> VHUSUser:
         """Load the cached trained simulator for this data folder, training it first if there is none."""
         path = model_path or cache.model_path(data, goal_regularizer)
         if not path.is_file():
@@ -88,8 +91,12 @@ class VHUSUser(GoalScoredUser):
                 if not path.is_file():
                     _train_now(data, path, goal_regularizer)
         model, extra = cache.load_checkpoint(path)
-        logger.info("VHUS: loaded %s (trained on %r, test act F1 %s)", path, extra.get("split"),
-                    extra.get("test", {}).get("act_f1"))
+        logger.info(
+            "VHUS: loaded %s (trained on %r, test act F1 %s)",
+            path,
+            extra.get("split"),
+            extra.get("test", {}).get("act_f1"),
+        )
         return cls(model, Vocabs.from_data(data), data.value_set, sample=sample)
 
     # -- the UserSimulator protocol ---------------------------------------------------------------------------
@@ -104,13 +111,13 @@ class VHUSUser(GoalScoredUser):
         self.focus = None
         self._terminated = False
 
-    def respond(self, sys_acts: Sequence[Sequence[str]]) -> list[list[str]]:
+    def respond(self, sys_acts: Sequence[ActLike]) -> list[Act]:
         if self.session is None:
             raise RuntimeError("no session: call start(goal_raw, rng) first")
         if self._terminated:
             raise RuntimeError("the user has ended this session; call start() for a new one")
         for act in sys_acts:
-            _check_act(act)
+            check_system_act(act)
         self._track(sys_acts)
         system_ids = self.vocabs.sys.encode(system_tokens(group_acts(sys_acts), self.goal_raw))
         user_ids, self._terminated = self.engine.respond(self.session, system_ids, rng=self.generator)
@@ -129,7 +136,7 @@ class VHUSUser(GoalScoredUser):
 
     # -- goal tracking ----------------------------------------------------------------------------------------
 
-    def _track(self, sys_acts: Sequence[Sequence[str]]) -> None:
+    def _track(self, sys_acts: Sequence[ActLike]) -> None:
         """Fill answered requests and made bookings into the live goal (see the module docstring)."""
         goals = self.goal.domain_goals
         for _, domain, _, _ in sys_acts:
@@ -141,7 +148,9 @@ class VHUSUser(GoalScoredUser):
             if target not in self.goal.domain_set or intent not in ANSWER_INTENTS:
                 continue
             parts = goals[target]
-            if "booked" in parts and ((source, intent) in BOOKING_INTENTS or ("*", intent) in BOOKING_INTENTS):
+            if "booked" in parts and (
+                (source, intent) in BOOKING_INTENTS or ("*", intent) in BOOKING_INTENTS
+            ):
                 parts["booked"] = BOOKED
             goal_slot = SYSTEM_SLOT_TO_GOAL_SLOT.get(source, {}).get(slot.lower())
             requested = parts.get("reqt")

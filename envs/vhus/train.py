@@ -87,12 +87,14 @@ def collate(dialogues: Sequence[EncodedDialogue], vocabs: Vocabs) -> Batch:
     return Batch(goals, goal_lengths, goal_slot_mask, system, system_lengths, user, turn_mask, terminated)
 
 
-def batches(dialogues: Sequence[EncodedDialogue], vocabs: Vocabs, size: int, rng: random.Random | None = None):
+def batches(
+    dialogues: Sequence[EncodedDialogue], vocabs: Vocabs, size: int, rng: random.Random | None = None
+):
     order = list(range(len(dialogues)))
     if rng is not None:
         rng.shuffle(order)
     for start in range(0, len(order), size):
-        yield collate([dialogues[i] for i in order[start: start + size]], vocabs)
+        yield collate([dialogues[i] for i in order[start : start + size]], vocabs)
 
 
 def f1_counts(predicted: set[str], target: set[str]) -> tuple[int, int, int]:
@@ -100,7 +102,9 @@ def f1_counts(predicted: set[str], target: set[str]) -> tuple[int, int, int]:
     return true_positive, len(predicted) - true_positive, len(target) - true_positive
 
 
-def evaluate(model: VHUS, dialogues: Sequence[EncodedDialogue], vocabs: Vocabs, batch_size: int = 64) -> Scores:
+def evaluate(
+    model: VHUS, dialogues: Sequence[EncodedDialogue], vocabs: Vocabs, batch_size: int = 64
+) -> Scores:
     """Free-running greedy act F1 and termination accuracy over every user turn of ``dialogues``."""
     model.eval()
     tp = fp = fn = correct = turns = 0
@@ -109,7 +113,9 @@ def evaluate(model: VHUS, dialogues: Sequence[EncodedDialogue], vocabs: Vocabs, 
         targets = batch.user[batch.turn_mask].tolist()
         for predicted_ids, target_ids in zip(decoded, targets, strict=True):
             target_ids = [i for i in target_ids if i >= len(SPECIAL_TOKENS)]  # no <SOS>, <EOS>, padding
-            counts = f1_counts(act_items(vocabs.usr.decode(predicted_ids)), act_items(vocabs.usr.decode(target_ids)))
+            counts = f1_counts(
+                act_items(vocabs.usr.decode(predicted_ids)), act_items(vocabs.usr.decode(target_ids))
+            )
             tp, fp, fn = tp + counts[0], fp + counts[1], fn + counts[2]
         mask = batch.turn_mask
         correct += int(((terminate[mask] >= 0).float() == batch.terminated[mask]).sum())
@@ -136,10 +142,21 @@ def train(
     dialogues = encode_corpus(data.corpus(split), vocabs)
     train_set, held_out = split_off(dialogues, HELD_OUT_FRACTION, rng)
     test_set = encode_corpus(data.corpus("test"), vocabs)
-    logger.info("VHUS: training on the %r split (%d dialogues; %d held out for early stopping), testing on "
-                "'test' (%d dialogues)", split, len(train_set), len(held_out), len(test_set))
-    config = VHUSConfig(goal_vocab=len(vocabs.goal), sys_vocab=len(vocabs.sys), usr_vocab=len(vocabs.usr),
-                        goal_regularizer=settings.goal_regularizer, **(config_overrides or {}))
+    logger.info(
+        "VHUS: training on the %r split (%d dialogues; %d held out for early stopping), testing on "
+        "'test' (%d dialogues)",
+        split,
+        len(train_set),
+        len(held_out),
+        len(test_set),
+    )
+    config = VHUSConfig(
+        goal_vocab=len(vocabs.goal),
+        sys_vocab=len(vocabs.sys),
+        usr_vocab=len(vocabs.usr),
+        goal_regularizer=settings.goal_regularizer,
+        **(config_overrides or {}),
+    )
     model = VHUS(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     writer = None
@@ -159,8 +176,13 @@ def train(
             losses.total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
-            values = [losses.total.item(), losses.act.item(), losses.terminate.item(), losses.kl.item(),
-                      losses.goal.item()]
+            values = [
+                losses.total.item(),
+                losses.act.item(),
+                losses.terminate.item(),
+                losses.kl.item(),
+                losses.goal.item(),
+            ]
             totals += values
             count += 1
             step += 1
@@ -169,42 +191,69 @@ def train(
                     writer.add_scalar(f"loss/{name}", value, step)
         scores = evaluate(model, held_out, vocabs)
         mean = totals / max(count, 1)
-        logger.info("epoch %d: loss %.3f (act %.3f, terminate %.3f, kl %.3f, goal %.3f); held-out act F1 %.4f, "
-                    "termination accuracy %.4f [%.0fs]", epoch + 1, *mean, scores.act_f1,
-                    scores.termination_accuracy, time.monotonic() - started)
+        logger.info(
+            "epoch %d: loss %.3f (act %.3f, terminate %.3f, kl %.3f, goal %.3f); held-out act F1 %.4f, "
+            "termination accuracy %.4f [%.0fs]",
+            epoch + 1,
+            *mean,
+            scores.act_f1,
+            scores.termination_accuracy,
+            time.monotonic() - started,
+        )
         if writer is not None:
             writer.add_scalar("held_out/act_f1", scores.act_f1, epoch + 1)
             writer.add_scalar("held_out/termination_accuracy", scores.termination_accuracy, epoch + 1)
         if scores.act_f1 > best_f1:
             best_f1, best_epoch = scores.act_f1, epoch + 1
-            cache.save_checkpoint(out, model, {"epoch": best_epoch, "split": split,
-                                               "held_out": dataclasses.asdict(scores)})
+            cache.save_checkpoint(
+                out, model, {"epoch": best_epoch, "split": split, "held_out": dataclasses.asdict(scores)}
+            )
         elif epoch + 1 - best_epoch >= settings.patience:
             logger.info("VHUS: no held-out improvement for %d epochs; stopping", settings.patience)
             break
     best, extra = cache.load_checkpoint(out)
     test_scores = evaluate(best, test_set, vocabs)
     seconds = time.monotonic() - started
-    summary = {"epoch": best_epoch, "split": split, "held_out": extra["held_out"],
-               "test": dataclasses.asdict(test_scores), "train_seconds": round(seconds, 1),
-               "settings": dataclasses.asdict(settings)}
+    summary = {
+        "epoch": best_epoch,
+        "split": split,
+        "held_out": extra["held_out"],
+        "test": dataclasses.asdict(test_scores),
+        "train_seconds": round(seconds, 1),
+        "settings": dataclasses.asdict(settings),
+    }
     cache.save_checkpoint(out, best, {k: v for k, v in summary.items() if k != "settings"})
     if writer is not None:
         writer.add_scalar("test/act_f1", test_scores.act_f1, best_epoch)
         writer.add_scalar("test/termination_accuracy", test_scores.termination_accuracy, best_epoch)
         writer.close()
-    logger.info("VHUS: best epoch %d; test act F1 %.4f (P %.4f, R %.4f), termination accuracy %.4f over %d "
-                "turns; %.0fs; saved %s", best_epoch, test_scores.act_f1, test_scores.act_precision,
-                test_scores.act_recall, test_scores.termination_accuracy, test_scores.turns, seconds, out)
+    logger.info(
+        "VHUS: best epoch %d; test act F1 %.4f (P %.4f, R %.4f), termination accuracy %.4f over %d "
+        "turns; %.0fs; saved %s",
+        best_epoch,
+        test_scores.act_f1,
+        test_scores.act_precision,
+        test_scores.act_recall,
+        test_scores.termination_accuracy,
+        test_scores.turns,
+        seconds,
+        out,
+    )
     return best, summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m envs.vhus.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="MultiWOZ data folder (default: the usual lookup)")
-    parser.add_argument("--epochs", type=int, default=TrainSettings.epochs, help="most epochs (early stopping)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="checkpoint path (default: the simulator cache, where the environment loads it)")
+    parser.add_argument(
+        "--epochs", type=int, default=TrainSettings.epochs, help="most epochs (early stopping)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="checkpoint path (default: the simulator cache, where the environment loads it)",
+    )
     parser.add_argument("--seed", type=int, default=TrainSettings.seed)
     parser.add_argument("--goal-regularizer", action="store_true", help="add the goal regulariser")
     parser.add_argument("--threads", type=int, default=TrainSettings.threads, help="torch CPU threads")
@@ -219,12 +268,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = args.out or cache.model_path(data, args.goal_regularizer)
-    settings = TrainSettings(epochs=args.epochs, seed=args.seed, threads=args.threads,
-                             goal_regularizer=args.goal_regularizer)
+    settings = TrainSettings(
+        epochs=args.epochs, seed=args.seed, threads=args.threads, goal_regularizer=args.goal_regularizer
+    )
     _, summary = train(data, out, settings, log_dir=out.parent / "tb")
-    print(f"trained on split {summary['split']!r}; best epoch {summary['epoch']}; "
-          f"test act F1 {summary['test']['act_f1']:.4f}, termination accuracy "
-          f"{summary['test']['termination_accuracy']:.4f}; {summary['train_seconds']:.0f}s; saved {out}")
+    print(
+        f"trained on split {summary['split']!r}; best epoch {summary['epoch']}; "
+        f"test act F1 {summary['test']['act_f1']:.4f}, termination accuracy "
+        f"{summary['test']['termination_accuracy']:.4f}; {summary['train_seconds']:.0f}s; saved {out}"
+    )
     return 0
 
 

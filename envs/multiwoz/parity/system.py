@@ -1,4 +1,5 @@
-"""Replay the system side of golden ConvLab-2 traces (rule DST, evaluator) and report where it departs.
+"""Replay the system side of golden ConvLab-2 traces (rule DST, vectoriser, rule policy, evaluator) and report
+where it departs.
 
 Each ``compare_*`` returns ``(matched, total, first_mismatch)``; ``first_mismatch`` is None on full parity.
 
@@ -18,7 +19,9 @@ from typing import Any
 
 from envs.multiwoz.dst import RuleDST
 from envs.multiwoz.evaluator import Evaluator
-from envs.multiwoz.traces import Mismatch, TurnTally, advance, rng_at
+from envs.multiwoz.parity.traces import Mismatch, TurnTally, advance, rng_at, rng_position
+from envs.multiwoz.rule_policy import RulePolicy
+from envs.multiwoz.vector import Vectoriser, current_domain
 
 # Trace ``final`` field -> how to read it from DialogueMetrics / the evaluator (booked entities as their Ref).
 FINAL_FIELDS = {
@@ -35,7 +38,9 @@ FINAL_FIELDS = {
     "rounds": lambda m, e: m.rounds,
     "turns": lambda m, e: m.turns,
     "terminated": lambda m, e: m.terminated,
-    "evaluator_booked": lambda m, e: {d: v["Ref"] if isinstance(v, Mapping) else v for d, v in e.booked.items()},
+    "evaluator_booked": lambda m, e: {
+        d: v["Ref"] if isinstance(v, Mapping) else v for d, v in e.booked.items()
+    },
     "evaluator_cur_domain": lambda m, e: e.cur_domain,
 }
 
@@ -46,11 +51,75 @@ def compare_dst(dialogue: Mapping[str, Any], tracker: RuleDST) -> tuple[int, int
     tally = TurnTally(dialogue["seed"])
     for turn in dialogue["turns"]:
         state = tracker.update(turn["user"], turn["sys_in"])
-        tally.add(turn["t"], [(name, turn[name], getattr(state, name)) for name in ("belief_state", "request_state")])
+        tally.add(
+            turn["t"],
+            [(name, turn[name], getattr(state, name)) for name in ("belief_state", "request_state")],
+        )
     return tally.matched, len(dialogue["turns"]), tally.first
 
 
-def _reward_landing_at(evaluator: Evaluator, stream: random.Random, start: int, end: int) -> tuple[int, int | None]:
+def compare_vector(dialogue: Mapping[str, Any], vectoriser: Vectoriser) -> tuple[int, int, Mismatch | None]:
+    """Replay one recorded dialogue through ``vectoriser``: (turns matched, turns, first mismatch or None).
+
+    Every turn checks the state vector (user acts, previous round's system acts, belief state) against
+    ``state_vec_nz`` and the system acts against ``sys_act_vec_nz``; random-policy turns also lexicalise
+    ``random_choice`` with the RNG at ``rng_before_sys`` and check ``sys`` and the RNG position reached.
+    """
+    seed = dialogue["seed"]
+    turns = dialogue["turns"]
+    tally, domain, previous = TurnTally(seed), None, []
+    for k, turn in enumerate(turns):
+        domain = current_domain(turn["user"], domain)
+        checks = [
+            (
+                "state_vec_nz",
+                turn["state_vec_nz"],
+                vectoriser.state_indices(turn["belief_state"], turn["user"], previous, turn["terminated"]),
+            ),
+            ("sys_act_vec_nz", turn["sys_act_vec_nz"], vectoriser.action_indices(turn["sys"])),
+        ]
+        if turn.get("random_choice") is not None:
+            rng = rng_at(seed, turn["rng_before_sys"])
+            acts = vectoriser.action_to_acts(turn["random_choice"], turn["belief_state"], rng, domain)
+            checks.append(("sys", turn["sys"], acts))
+            if k + 1 < len(turns):
+                checks.append(
+                    ("rng_before_user (next turn)", turns[k + 1]["rng_before_user"], rng_position(rng, seed))
+                )
+        tally.add(turn["t"], checks)
+        previous = turn["sys"]
+    return tally.matched, len(turns), tally.first
+
+
+def compare_rule_policy(dialogue: Mapping[str, Any], policy: RulePolicy) -> tuple[int, int, Mismatch | None]:
+    """Replay one recorded rule-policy dialogue: (turns matched, turns, first mismatch or None).
+
+    The policy is reset, then fed every recorded state in order with the RNG at ``rng_before_sys``; a turn
+    matches when the acts equal ``sys`` and the RNG ends where the next user turn began.
+    """
+    seed = dialogue["seed"]
+    turns = dialogue["turns"]
+    policy.reset()
+    tally = TurnTally(seed)
+    for k, turn in enumerate(turns):
+        rng = rng_at(seed, turn["rng_before_sys"])
+        state = {
+            "belief_state": turn["belief_state"],
+            "request_state": turn["request_state"],
+            "user_action": turn["user"],
+        }
+        checks = [("sys", turn["sys"], policy.act(state, rng))]
+        if k + 1 < len(turns):
+            checks.append(
+                ("rng_before_user (next turn)", turns[k + 1]["rng_before_user"], rng_position(rng, seed))
+            )
+        tally.add(turn["t"], checks)
+    return tally.matched, len(turns), tally.first
+
+
+def _reward_landing_at(
+    evaluator: Evaluator, stream: random.Random, start: int, end: int
+) -> tuple[int, int | None]:
     """The reward, and the first position in [start, end] (``stream`` sits at ``start``) from which its draws
     end exactly at ``end``; None when there is no such position."""
     target = random.Random()
@@ -92,12 +161,19 @@ def compare_eval(dialogue: Mapping[str, Any], evaluator: Evaluator) -> tuple[int
         position = turn["rng_before_user"]
         reward, start = _reward_landing_at(evaluator, stream, position, turn["rng_before_sys"])
         if start is None:
-            record(turn["t"], "reward_eval draws end at rng_before_sys", turn["rng_before_sys"], "no start position")
+            record(
+                turn["t"],
+                "reward_eval draws end at rng_before_sys",
+                turn["rng_before_sys"],
+                "no start position",
+            )
         else:
             record(turn["t"], "reward_eval", turn["reward_eval"], reward)
 
     evaluator.goal = dialogue["goal_final"]
-    metrics = evaluator.dialogue_metrics(len(turns), bool(turns[-1]["terminated"]), rng_at(seed, dialogue["rng_end"]))
+    metrics = evaluator.dialogue_metrics(
+        len(turns), bool(turns[-1]["terminated"]), rng_at(seed, dialogue["rng_end"])
+    )
     final = dialogue["final"]
     for name, read in FINAL_FIELDS.items():
         record(None, name, final[name], read(metrics, evaluator))

@@ -1,6 +1,6 @@
 """Replay golden ConvLab-2 traces component by component and report parity.
 
-``python -m envs.multiwoz.replay TRACE.jsonl[.gz] [--limit N]``
+``python -m envs.multiwoz.parity.replay TRACE.jsonl[.gz] [--limit N]``
 
 Each component is a comparer registered in ``COMPONENTS``: given one recorded dialogue it yields checks
 ``(turn, [(field, expected, got), ...])``; a check matches when its list of differences is empty. Components are
@@ -17,7 +17,7 @@ The last line is ``parity: goal X/N, init X/N, user-turns X/M, dst X/M, vector X
 * vector: rounds (M); ``state_vec_nz`` and ``sys_act_vec_nz``, and on random-policy rounds the lexicalised
   ``sys`` of ``random_choice`` together with the RNG position it ends at.
 * eval: checks (K = M + 15 N): each round's ``reward_eval``, and each of the 15 ``final`` fields the evaluator
-  produces (``envs.multiwoz.parity_system.FINAL_FIELDS``) once per dialogue.
+  produces (``envs.multiwoz.parity.system.FINAL_FIELDS``) once per dialogue.
 
 Exit status: 0 all checks match, 1 any mismatch, 2 unreadable input.
 """
@@ -41,18 +41,43 @@ from envs.multiwoz.db import Database
 from envs.multiwoz.dst import RuleDST
 from envs.multiwoz.evaluator import Evaluator
 from envs.multiwoz.goal import GoalGenerator
-from envs.multiwoz.parity_system import compare_dst, compare_eval
-from envs.multiwoz.traces import Mismatch, read_traces, rng_at, rng_position
-from envs.multiwoz.vector import Vectoriser, compare_vector
+from envs.multiwoz.parity.system import compare_dst, compare_eval, compare_vector
+from envs.multiwoz.parity.traces import Mismatch, read_traces, rng_at, rng_position
+from envs.multiwoz.vector import Vectoriser
 
 Difference = tuple[str, Any, Any]  # (field, expected, got)
 Check = tuple[int | None, list[Difference]]  # (round index or None for per-dialogue checks, differences)
 
-DIALOGUE_FIELDS = ("seed", "goal_raw", "rng_after_goal", "goal_initial", "domain_ordering", "agenda_initial",
-                   "rng_after_init", "turns", "rng_end", "goal_final", "final")
-TURN_FIELDS = ("t", "rng_before_user", "sys_in", "user", "terminated", "goal_after_user", "agenda_after_user",
-               "reward_user", "rng_before_sys", "belief_state", "request_state", "state_vec_nz", "sys_act_vec_nz",
-               "sys", "reward_eval")
+DIALOGUE_FIELDS = (
+    "seed",
+    "goal_raw",
+    "rng_after_goal",
+    "goal_initial",
+    "domain_ordering",
+    "agenda_initial",
+    "rng_after_init",
+    "turns",
+    "rng_end",
+    "goal_final",
+    "final",
+)
+TURN_FIELDS = (
+    "t",
+    "rng_before_user",
+    "sys_in",
+    "user",
+    "terminated",
+    "goal_after_user",
+    "agenda_after_user",
+    "reward_user",
+    "rng_before_sys",
+    "belief_state",
+    "request_state",
+    "state_vec_nz",
+    "sys_act_vec_nz",
+    "sys",
+    "reward_eval",
+)
 
 
 class TraceFormatError(ValueError):
@@ -136,10 +161,15 @@ def compare_goal(dialogue: dict[str, Any], ctx: ReplayContext) -> Iterator[Check
     seed = dialogue["seed"]
     rng = random.Random(seed)
     goal = ctx.goal_generator.sample(rng, np.random.RandomState(seed))
-    yield None, differences([
-        ("goal_raw", dialogue["goal_raw"], as_json(goal)),
-        ("rng_after_goal", dialogue["rng_after_goal"], rng_position(rng, seed)),
-    ])
+    yield (
+        None,
+        differences(
+            [
+                ("goal_raw", dialogue["goal_raw"], as_json(goal)),
+                ("rng_after_goal", dialogue["rng_after_goal"], rng_position(rng, seed)),
+            ]
+        ),
+    )
 
 
 def start_user(dialogue: dict[str, Any], ctx: ReplayContext) -> tuple[UserSimulator, random.Random]:
@@ -152,12 +182,17 @@ def start_user(dialogue: dict[str, Any], ctx: ReplayContext) -> tuple[UserSimula
 @component("init", "dialogues")
 def compare_init(dialogue: dict[str, Any], ctx: ReplayContext) -> Iterator[Check]:
     user, rng = start_user(dialogue, ctx)
-    yield None, differences([
-        ("goal_initial", dialogue["goal_initial"], as_json(user.domain_goals)),
-        ("domain_ordering", dialogue["domain_ordering"], user.domains),
-        ("agenda_initial", dialogue["agenda_initial"], user.agenda_items()),
-        ("rng_after_init", dialogue["rng_after_init"], rng_position(rng, dialogue["seed"])),
-    ])
+    yield (
+        None,
+        differences(
+            [
+                ("goal_initial", dialogue["goal_initial"], as_json(user.domain_goals)),
+                ("domain_ordering", dialogue["domain_ordering"], user.domains),
+                ("agenda_initial", dialogue["agenda_initial"], user.agenda_items()),
+                ("rng_after_init", dialogue["rng_after_init"], rng_position(rng, dialogue["seed"])),
+            ]
+        ),
+    )
 
 
 @component("user-turns", "turns")
@@ -170,13 +205,18 @@ def compare_user_turns(dialogue: dict[str, Any], ctx: ReplayContext) -> Iterator
             continue
         user.rng = rng_at(dialogue["seed"], turn["rng_before_user"])
         acts = user.respond(turn["sys_in"])
-        yield turn["t"], differences([
-            ("user", turn["user"], acts),
-            ("terminated", turn["terminated"], user.terminated),
-            ("goal_after_user", turn["goal_after_user"], as_json(user.domain_goals)),
-            ("agenda_after_user", turn["agenda_after_user"], user.agenda_items()),
-            ("reward_user", turn["reward_user"], user.reward),
-        ])
+        yield (
+            turn["t"],
+            differences(
+                [
+                    ("user", turn["user"], acts),
+                    ("terminated", turn["terminated"], user.terminated),
+                    ("goal_after_user", turn["goal_after_user"], as_json(user.domain_goals)),
+                    ("agenda_after_user", turn["agenda_after_user"], user.agenda_items()),
+                    ("reward_user", turn["reward_user"], user.reward),
+                ]
+            ),
+        )
 
 
 def checks_from_counts(matched: int, total: int, first: Mismatch | None) -> Iterator[Check]:
@@ -246,16 +286,24 @@ def validate(dialogue: Any, index: int) -> None:
     missing = [name for name in DIALOGUE_FIELDS if name not in dialogue]
     if missing:
         raise TraceFormatError(f"line {index + 1} (seed {dialogue.get('seed')}): missing field(s) {missing}")
-    if not isinstance(dialogue["turns"], list) or not all(isinstance(turn, dict) for turn in dialogue["turns"]):
+    if not isinstance(dialogue["turns"], list) or not all(
+        isinstance(turn, dict) for turn in dialogue["turns"]
+    ):
         raise TraceFormatError(f"seed {dialogue['seed']}: 'turns' must be a list of JSON objects")
     for turn in dialogue["turns"]:
         missing = [name for name in TURN_FIELDS if name not in turn]
         if missing:
-            raise TraceFormatError(f"seed {dialogue['seed']} turn {turn.get('t')}: missing field(s) {missing}")
+            raise TraceFormatError(
+                f"seed {dialogue['seed']} turn {turn.get('t')}: missing field(s) {missing}"
+            )
 
 
-def replay(path: str, limit: int | None = None, components: Sequence[str] | None = None,
-           ctx: ReplayContext | None = None) -> dict[str, Tally]:
+def replay(
+    path: str,
+    limit: int | None = None,
+    components: Sequence[str] | None = None,
+    ctx: ReplayContext | None = None,
+) -> dict[str, Tally]:
     """Run the chosen components (all by default) over the trace file; a tally per component."""
     ctx = ctx or ReplayContext()
     chosen = [COMPONENTS[name] for name in (components or COMPONENTS)]
@@ -271,8 +319,10 @@ def replay(path: str, limit: int | None = None, components: Sequence[str] | None
                     for check in comp.compare(dialogue, ctx):
                         tally.add(dialogue["seed"], check)
                 except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
-                    raise TraceFormatError(f"seed {dialogue['seed']}: the {comp.name} replay cannot use the recorded "
-                                           f"values ({type(exc).__name__}: {exc})") from exc
+                    raise TraceFormatError(
+                        f"seed {dialogue['seed']}: the {comp.name} replay cannot use the recorded "
+                        f"values ({type(exc).__name__}: {exc})"
+                    ) from exc
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TraceFormatError(f"cannot read {path}: {exc}") from exc
     if count == 0:
@@ -292,8 +342,10 @@ def format_report(tallies: dict[str, Tally]) -> str:
         seeds = ", ".join(map(str, tally.mismatched_seeds[:10]))
         if len(tally.mismatched_seeds) > 10:
             seeds += f", ... ({len(tally.mismatched_seeds)} seeds)"
-        lines.append(f"{tally.component.name:<12} {tally.matched:>8} {tally.checked:>8} "
-                     f"{tally.component.unit:<10} {seeds or '-'}")
+        lines.append(
+            f"{tally.component.name:<12} {tally.matched:>8} {tally.checked:>8} "
+            f"{tally.component.unit:<10} {seeds or '-'}"
+        )
     for tally in tallies.values():
         mismatch = tally.first_mismatch
         if mismatch is None:
@@ -317,11 +369,18 @@ def all_match(tallies: dict[str, Tally]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m envs.multiwoz.replay", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m envs.multiwoz.parity.replay", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("trace", help="golden trace file (.jsonl or .jsonl.gz)")
     parser.add_argument("--limit", type=int, default=None, help="replay only the first N dialogues")
-    parser.add_argument("--components", nargs="+", choices=list(COMPONENTS), default=None,
-                        help="components to replay (default: all)")
+    parser.add_argument(
+        "--components",
+        nargs="+",
+        choices=list(COMPONENTS),
+        default=None,
+        help="components to replay (default: all)",
+    )
     parser.add_argument("--data-dir", default=None, help="MultiWOZ data folder (default: resolved as usual)")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:

@@ -1,0 +1,92 @@
+"""Run a grid of training runs as Ray Tune trials: ``python -m experiments.sweep CONFIG.yaml``.
+
+The command line of ``experiments.sweep`` (whose docstring describes the sweep, its config file and engines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from envs.multiwoz.data import DataError
+from experiments.store import STORE_NAME, ResultStore
+from experiments.sweep.driver import ENGINES, run_sweep
+from experiments.sweep.spec import SpecError, load_spec
+from experiments.sweep.trial import LOG_FORMAT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="sweep config (YAML), e.g. experiments/configs/smoke.yaml")
+    parser.add_argument(
+        "--address",
+        help="an existing Ray cluster ('auto', HOST:PORT or ray://HOST:PORT); default: start a local Ray",
+    )
+    parser.add_argument("--max-concurrent", type=int, help="trials running at once (default: as many as fit)")
+    parser.add_argument("--max-retries", type=int, help="restarts of a crashed trial (default: the config's)")
+    parser.add_argument("--out", help="sweep folder (default sweeps/NAME)")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="ray",
+        help="ray (default: a local Ray, or the cluster at --address) or processes (this machine, no Ray)",
+    )
+    parser.add_argument(
+        "--skip-failed", action="store_true", help="do not retry trials the store has as failed"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="list the trials and whether they are done")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        parser.error(f"--max-concurrent {args.max_concurrent}: expected a positive number")
+    if args.max_retries is not None and args.max_retries < 0:
+        parser.error(f"--max-retries {args.max_retries}: expected 0 or more")
+    if args.address and args.engine != "ray":
+        parser.error(f"--address {args.address}: a Ray cluster needs --engine ray")
+    try:
+        spec = load_spec(args.config)
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sweep_dir = Path(args.out or f"sweeps/{spec.name}")
+    if args.dry_run:
+        done = ResultStore(sweep_dir).finished_ids() if (sweep_dir / STORE_NAME).is_file() else set()
+        for trial in spec.trials():
+            print(f"{'done' if trial.trial_id in done else 'todo'}  {trial.trial_id}")
+        return 0
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with open(
+        sweep_dir / "commands.log", "a"
+    ) as f:  # the results are committed with the commands behind them
+        command = shlex.join(
+            ["python", "-m", "experiments.sweep", *(argv if argv is not None else sys.argv[1:])]
+        )
+        f.write(f"{datetime.now(UTC).isoformat(timespec='seconds')}  {command}\n")
+    try:
+        outcome = run_sweep(
+            spec,
+            sweep_dir,
+            address=args.address,
+            max_concurrent=args.max_concurrent,
+            max_retries=args.max_retries,
+            skip_failed=args.skip_failed,
+            engine=args.engine,
+        )
+    except DataError as exc:  # found while preparing the caches, before any trial starts
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"sweep {spec.name}: {outcome.total} trials; skipped {len(outcome.skipped)} already finished; "
+        f"ran {len(outcome.ran)}; failed {len(outcome.failed)}; store {sweep_dir / STORE_NAME}"
+    )
+    for trial_id in outcome.failed:
+        print(
+            f"failed: {trial_id} (see its row in the store and {sweep_dir / 'trials' / trial_id}); "
+            "run the same command again to retry"
+        )
+    return 1 if outcome.failed else 0

@@ -1,0 +1,123 @@
+"""Run configs (shared fields + the algorithm's own) and the algorithm registry."""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from vrb import algorithms
+from vrb.algorithms import Algorithm, make_config
+from vrb.config import MLEOptions, TrainConfig, fields_help
+from vrb.errors import ConfigError
+from vrb.reward import GDPLOptions, VRBOptions
+
+
+def test_round_trip_flat_fields_and_hparams():
+    config = make_config(algo="gdpl", simulator="vhus", policy_hidden=[64, 32], num_envs=4, data_dir="/tmp/x")
+    assert isinstance(config.options, GDPLOptions)
+    as_dict = config.to_dict()
+    assert as_dict["policy_hidden"] == [64, 32] and as_dict["data_dir"] == "/tmp/x"
+    assert make_config(as_dict) == config
+    hparams = config.hparams()
+    assert (
+        hparams["policy_hidden"] == "64x32"
+        and hparams["algo"] == "gdpl"
+        and hparams["pretrained_policy"] == ""
+    )
+    assert all(isinstance(v, int | float | str | bool) for v in hparams.values())
+    assert config.steps_per_env == 256
+
+
+def test_a_config_holds_only_its_algorithms_fields():
+    ppo, vrb, acer = (set(make_config(algo=a).to_dict()) for a in ("ppo", "vrb", "acer"))
+    assert "ic" in vrb and "ic" not in ppo and "estimator_lr" not in ppo
+    assert not any(name.startswith(("acer_", "gp_", "aldm_")) for name in ppo | vrb)
+    assert "acer_replay_size" in acer and "bc_coef" not in acer
+    with pytest.raises(ConfigError, match="unknown config field 'ic' for algo 'ppo'"):
+        make_config(algo="ppo", ic=0.3)
+
+
+def test_replace_changes_shared_and_own_fields_but_not_the_algorithm():
+    config = make_config(algo="vrb")
+    changed = config.replace(seed=4, ic=0.2)
+    assert (changed.seed, changed.options.ic, changed.options.alpha_phi) == (4, 0.2, config.options.alpha_phi)
+    with pytest.raises(ConfigError, match="'algo'"):
+        config.replace(algo="ppo")
+    with pytest.raises(ConfigError, match="'acer_q_lr'"):
+        config.replace(acer_q_lr=1.0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"algo": "a2c"}, "'algo' = 'a2c'"),
+        ({"gamma": 1.5}, "'gamma'"),
+        ({"algo": "ppo", "minibatch_size": 0}, "'minibatch_size'"),
+        ({"algo": "ppo", "policy_lr": "fast"}, "'policy_lr'"),
+        ({"policy_hidden": [100, -1]}, "'policy_hidden'"),
+        ({"steps_per_epoch": 1001}, "'steps_per_epoch'.*multiple of num_envs"),
+        ({"device": "tpu"}, "'device'"),
+        ({"seed": True}, "'seed'"),
+        ({"ic": float("inf")}, "'ic'"),
+        ({"eval_dialogues": 0}, "'eval_dialogues'"),
+        ({"algo": "ppo", "env_reward": "none"}, "ppo learns from the env's reward"),
+        ({"algo": "gp_mbcm", "device": "cuda"}, "gp_mbcm runs on"),
+        (
+            {"algo": "acer", "acer_replay_size": 100},
+            "'acer_replay_size' = 100: expected at least steps_per_epoch",
+        ),
+        ({"learning_rate": 1e-3}, "unknown config field 'learning_rate'"),
+    ],
+)
+def test_validation_names_the_bad_field_in_one_line(fields, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        make_config(fields)
+    assert "\n" not in str(info.value)
+
+
+def test_rules_and_meanings_stand_beside_every_field():
+    rows = fields_help(VRBOptions)
+    names = [name for name, _, _ in rows]
+    assert names[: len(TrainConfig.field_names())] == list(TrainConfig.field_names())
+    assert {"ic", "alpha_phi", "bc_coef", "decoder"} <= set(names) and len(names) == len(set(names))
+    assert all(meaning for _, _, meaning in rows)
+    for cls in (TrainConfig, MLEOptions, VRBOptions):
+        for f in dataclasses.fields(cls):
+            assert f.name == "options" or {"rule", "meaning"} <= set(f.metadata), f.name
+
+
+def test_registry_holds_vrbs_own_and_the_declared_baselines():
+    registered = algorithms.registered()
+    assert {"mle", "ppo", "gdpl", "vrb", "acer", "aldm", "gp_mbcm"} <= set(registered)
+    assert registered["vrb"].learns_reward and not registered["ppo"].learns_reward
+    with pytest.raises(ValueError, match="registered already"):
+        algorithms.register(dataclasses.replace(registered["ppo"], summary="another"))
+
+
+def test_adding_an_algorithm_is_one_registration(tmp_path):
+    """A new learner registered by name trains through the same run loop."""
+    from vrb.learners import ClonedPolicy
+
+    algorithm = Algorithm("cloned_again", "behaviour cloning, registered by a test", MLEOptions, ClonedPolicy)
+    algorithms.register(algorithm)
+    try:
+        assert make_config(algo="cloned_again").options == MLEOptions()
+    finally:
+        algorithms._REGISTRY.pop("cloned_again")
+
+
+def test_vrb_and_envs_never_name_baselines_or_experiments():
+    code = (
+        "import sys, vrb.train, vrb.evaluate, vrb.algorithms, envs.dialogue_env; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('baselines', 'experiments')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"  # nothing imported until an entry point is looked up
+
+
+def test_help_lists_the_registered_algorithms():
+    done = subprocess.run([sys.executable, "-m", "vrb.train", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    for name in ("vrb", "gdpl", "ppo", "mle", "acer", "aldm", "gp_mbcm"):
+        assert f"{name}:" in done.stdout

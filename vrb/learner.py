@@ -1,0 +1,175 @@
+"""What an algorithm provides to a run (``Learner``), what a run gives it (``RunContext``), and the bookkeeping
+every run shares (``RunTracker``). ``vrb.train.run`` ties them together; an algorithm's file holds only its own
+learning, read top to bottom like its algorithm box.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm import tqdm
+
+from envs.dialogue_env import DialogueEnv
+from envs.fileio import write_json
+from envs.multiwoz.data import MultiWozData
+from vrb.agents import Agent, run_dialogues
+from vrb.checkpoint import save_checkpoint
+from vrb.config import TrainConfig
+from vrb.expert import ExpertData
+from vrb.logger import RunLogger
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_SEED_BASE = 1_000_000  # validation dialogues never share seeds with vrb.evaluate's defaults
+VALIDATION_WIDTH = 8  # validation dialogues played side by side (one policy forward pass for all)
+Panels = dict[str, dict[str, float]]  # TensorBoard panel -> scalars
+
+
+@dataclass
+class RunContext:
+    """What a run hands its learner: the config, the data, expert transitions and the run's generator."""
+
+    cfg: TrainConfig
+    out: Path
+    data: MultiWozData
+    expert: ExpertData  # the training split (val when the folder has no train split)
+    test: ExpertData  # held out: scored, never trained on
+    generator: torch.Generator  # every draw of the run comes from it (saved in checkpoints)
+    tb: RunLogger
+
+
+class Learner(Protocol):
+    """One algorithm's side of a run: ``vrb.train.run`` owns the progress bar, validation, checkpoints, resume,
+    TensorBoard and ``results.json``.
+
+    ``agent`` acts with the current policy (validation). ``start`` runs once on a fresh run (a warm start such as
+    behaviour cloning) and returns entries for ``results.json``; a ``"mle"`` entry makes the run keep the cloned
+    policy as ``mle.pt``. ``learn`` is one epoch and returns TensorBoard panels; an offline learner
+    (``online = False``) has no epochs. ``state_dict`` is what a checkpoint must hold to resume bit for bit.
+    """
+
+    online: bool
+    agent: Agent
+
+    def start(self) -> dict[str, Any]: ...
+
+    def learn(self, epoch: int) -> Panels: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def validate(agent: Agent, envs: list[DialogueEnv], dialogues: int) -> dict[str, Any]:
+    """The agent on the fixed validation dialogues (model selection never sees vrb.evaluate's seeds)."""
+    seeds = range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + dialogues)
+    return run_dialogues(agent, envs, seeds).summary
+
+
+def headline(scores: dict[str, Any]) -> str:
+    """Success, inform F1, match and turns under the papers' definitions (the tables' columns)."""
+    return "success {:.3f}, inform F1 {:.3f}, match {:.3f}, turns {:.2f}".format(
+        *(scores.get(k) or 0.0 for k in ("paper_success", "paper_inform_f1", "paper_match", "paper_turns"))
+    )
+
+
+class RunTracker:
+    """Bookkeeping of every run: the progress bar, ``perf/`` scalars, validation every ``eval_every`` epochs,
+    ``best.pt`` on a new best of the validation metric ``select_metric``, ``last.pt`` every epoch, the patience
+    stop (``stop``), and at the end HParams and ``results.json``."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        agent: Agent,
+        learner_state: Callable[[], dict[str, Any]],
+        checksums: dict[str, str],
+        best: dict[str, Any],
+        record: dict[str, Any],
+    ):
+        cfg = ctx.cfg
+        self.cfg, self.out, self.tb, self.agent = cfg, ctx.out, ctx.tb, agent
+        self.learner_state, self.rngs, self.checksums = learner_state, {"torch": ctx.generator}, checksums
+        self.best, self.record = best, record
+        self.metric = cfg.select_metric
+        self.stop = False
+        self.eval_envs = [
+            DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir, user_noise=cfg.user_noise)
+            for _ in range(VALIDATION_WIDTH)
+        ]
+
+    def _score(self, scores: dict[str, Any]) -> float:
+        value = scores.get(self.metric)
+        return -1.0 if value is None else float(value)
+
+    def save(self, name: str, epoch: int) -> None:
+        state = self.learner_state() | {"best": self.best, "record": self.record}
+        save_checkpoint(
+            self.out / name,
+            config=self.cfg,
+            epoch=epoch,
+            state=state,
+            rngs=self.rngs,
+            data_checksums=self.checksums,
+        )
+
+    def start(self) -> None:
+        """Score the starting policy; it is the first best."""
+        self.best = {"epoch": -1, **validate(self.agent, self.eval_envs, self.cfg.eval_dialogues)}
+        self.record["start"] = self.best
+        self.tb.scalars("eval", self.best, 0)
+        logger.info("start policy: validation %s", headline(self.best))
+        self.save("best.pt", -1)
+
+    def epochs(self, start_epoch: int) -> tqdm:
+        self.progress = tqdm(
+            range(start_epoch, self.cfg.epochs),
+            desc=f"{self.cfg.algo} on {self.cfg.simulator}",
+            initial=start_epoch,
+            total=self.cfg.epochs,
+        )
+        return self.progress
+
+    def end_epoch(self, epoch: int, started: float, panels: dict[str, dict[str, float]]) -> None:
+        """Log the epoch's panels (with its rate), validate when due, and write the checkpoints."""
+        cfg, step = self.cfg, epoch + 1
+        panels.setdefault("perf", {})["steps_per_s"] = cfg.steps_per_epoch / (time.perf_counter() - started)
+        for panel, scalars in panels.items():
+            self.tb.scalars(panel, scalars, step)
+        if step % cfg.eval_every == 0 or step == cfg.epochs:
+            scores = validate(self.agent, self.eval_envs, cfg.eval_dialogues)
+            self.tb.scalars("eval", scores, step)
+            if self._score(scores) > self._score(self.best):
+                self.best = {"epoch": epoch, **scores}
+                self.save("best.pt", epoch)
+            elif cfg.patience and (epoch - self.best["epoch"]) >= cfg.patience * cfg.eval_every:
+                self.stop = True
+            self.progress.set_postfix(
+                {self.metric: f"{self._score(scores):.3f}", "best": f"{self._score(self.best):.3f}"}
+            )
+        self.save("last.pt", epoch)
+
+    def finish(self) -> dict[str, Any]:
+        self.record["best"] = self.best
+        self.record["final"] = validate(self.agent, self.eval_envs, self.cfg.eval_dialogues)
+        self.tb.hparams(self.cfg.hparams(), {f"best_{k}": v for k, v in self.best.items()})
+        self.tb.close()
+        results = self.out / "results.json"
+        write_json(results, self.record)
+        logger.info(
+            "best validation (epoch %d, by %s): %s; final: %s; results in %s",
+            self.best["epoch"] + 1,
+            self.metric,
+            headline(self.best),
+            headline(self.record["final"]),
+            results,
+        )
+        return self.record
