@@ -121,3 +121,29 @@ def test_help_lists_the_registered_algorithms():
     assert done.returncode == 0
     for name in ("vrb", "gdpl", "ppo", "mle", "acer", "aldm", "gp_mbcm"):
         assert f"{name}:" in done.stdout
+
+
+def test_best_follows_the_declared_metric_and_patience_stops_the_run(tmp_path, monkeypatch):
+    """best.pt follows select_metric; after `patience` validations without a new best the run stops."""
+    from vrb import learner as learner_module
+    from vrb.learner import RunContext, RunTracker
+
+    scores = iter(
+        [{"paper_success": 0.5, "success": 0.9}, {"paper_success": 0.6, "success": 0.1}]
+        + [{"paper_success": 0.55, "success": 0.95}] * 5
+    )
+    monkeypatch.setattr(learner_module, "validate", lambda agent, envs, dialogues: next(scores))
+    saved = []
+    monkeypatch.setattr(RunTracker, "save", lambda self, name, epoch: saved.append((name, epoch)))
+    cfg = make_config(algo="ppo", epochs=10, eval_every=1, patience=2)
+    ctx = RunContext(cfg, tmp_path, None, None, None, None, tb=type("TB", (), {"scalars": lambda *a: None})())
+    tracker = RunTracker(ctx, agent=None, learner_state=dict, checksums={}, best={"epoch": -1}, record={})
+    tracker.start()
+    stopped_after = None
+    for epoch in tracker.epochs(0):
+        tracker.end_epoch(epoch, 0.0, {})
+        if tracker.stop:
+            stopped_after = epoch
+            break
+    assert tracker.best["epoch"] == 0 and tracker.best["paper_success"] == 0.6  # not the higher ConvLab-2 one
+    assert ("best.pt", 0) in saved and stopped_after == 2
