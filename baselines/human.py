@@ -26,7 +26,6 @@ so what the simulated dialogue gets from its user is rebuilt from the corpus:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import random
@@ -36,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from envs.acts import Act
+from envs.cli import ArgumentParser
 from envs.fileio import write_json
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.db import Database
@@ -213,7 +213,7 @@ def score_corpus(corpus: Mapping[str, Mapping[str, Any]], db: Database, seed: in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m baselines.human", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m baselines.human", description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="test", choices=SPLITS)
     parser.add_argument("--out", help="JSON file for the summary and per-dialogue metrics")
     parser.add_argument("--data-dir")

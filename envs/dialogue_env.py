@@ -118,6 +118,7 @@ class DialogueEnv(gym.Env[np.ndarray, np.ndarray]):
         self.user_acts: list[Act] = []
         self.sys_acts: list[Act] = []
         self.transcript: list[tuple[str, list[Act]]] = []
+        self._user_reward = 0.0
         self._over = True
 
     # -- Gymnasium API --------------------------------------------------------------------------------------
@@ -178,44 +179,42 @@ class DialogueEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _lexicalise(self, action) -> list[Act]:
         action = np.asarray(action)
-        if action.shape != (ACTION_DIM,) or not (
-            np.issubdtype(action.dtype, np.integer) or action.dtype == np.bool_
-        ):
+        if action.shape != (ACTION_DIM,) or action.dtype.kind not in "biu":  # bool, signed or unsigned int
             raise ValueError(
                 f"action of shape {action.shape} and dtype {action.dtype}: expected {self.action_space} "
                 f"(a 0/1 integer or bool vector of length {ACTION_DIM})"
             )
-        indices = np.flatnonzero(action)
-        if indices.size and not np.all(action[indices] == 1):
+        indices = action.nonzero()[0].tolist()
+        if indices and action[indices].tolist().count(1) != len(indices):
             raise ValueError(f"action has entries other than 0 and 1: expected {self.action_space}")
         if self._over:
             raise ResetNeeded("the dialogue is over (or never started): call reset() before step()")
-        return self.world.vectoriser.action_to_acts(
-            indices.tolist(), self.belief_state, self.rng, self.cur_domain
-        )
+        return self.world.vectoriser.action_to_acts(indices, self.belief_state, self.rng, self.cur_domain)
 
     def _user_turn(self) -> tuple[np.ndarray, int, bool, dict[str, Any]]:
         """The user answers ``self.sys_acts``; track, score and observe the result."""
-        self.user_acts = self.user.respond(self.sys_acts)
+        user, evaluator = self.user, self.evaluator
+        self.user_acts = user_acts = user.respond(self.sys_acts)
         self.rounds += 1
-        self.transcript.append(("user", self.user_acts))
-        self.cur_domain = current_domain(self.user_acts, self.cur_domain)
-        self.evaluator.add_system_acts(self.sys_acts)
-        self.evaluator.add_user_acts(self.user_acts)
-        state = self.dst.update(self.user_acts, self.sys_acts)
-        eval_reward = self.evaluator.reward(self.rng)
-        terminated = self.user.terminated
+        self.transcript.append(("user", user_acts))
+        self.cur_domain = current_domain(user_acts, self.cur_domain)
+        evaluator.add_system_acts(self.sys_acts)
+        evaluator.add_user_acts(user_acts)
+        state = self.dst.update(user_acts, self.sys_acts)
+        eval_reward = evaluator.reward(self.rng)
+        terminated = user.terminated
         observation = self.world.vectoriser.state_vector(
-            state.belief_state, self.user_acts, self.sys_acts, terminated
-        ).astype(np.int8)
+            state.belief_state, user_acts, self.sys_acts, terminated, dtype=np.int8
+        )
+        self._user_reward = user.reward
         info = {
             "dialogue_seed": self.dialogue_seed,
             "round": self.rounds,
-            "user_acts": self.user_acts,
+            "user_acts": user_acts,
             "sys_acts": self.sys_acts,
             "belief_state": _copy_belief(state.belief_state),
             "eval_reward": eval_reward,
-            "user_reward": self.user.reward,
+            "user_reward": self._user_reward,
         }
         return observation, eval_reward, terminated, info
 
@@ -223,7 +222,7 @@ class DialogueEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.reward_mode == "evaluator":
             return float(eval_reward)
         if self.reward_mode == "user":
-            return float(self.user.reward)
+            return float(self._user_reward)  # the user's reward after its turn (``_user_turn``)
         return 0.0
 
 

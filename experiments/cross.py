@@ -10,7 +10,6 @@ simulator, mean ± 95% Student-t interval over seeds (the GDPL/VRB papers' metri
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections import defaultdict
@@ -18,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from envs.cli import ArgumentParser
 from envs.dialogue_env import DialogueEnv
 from envs.fileio import atomic_write_text, write_json
 from envs.multiwoz.data import DataError
@@ -93,7 +93,7 @@ def table(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.cross", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m experiments.cross", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="run folders written by vrb.train (each with best.pt)")
     parser.add_argument("--simulators", nargs="+", default=list(SIMULATORS), choices=SIMULATORS)
     parser.add_argument("--dialogues", type=int, default=1000)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import matplotlib
 
+from envs.cli import ArgumentParser
 from envs.fileio import atomic_write_text
 
 matplotlib.use("Agg")
@@ -121,9 +122,7 @@ def plot(rows: Sequence[dict], path: Path, references: Sequence[tuple[str, float
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.frontier", description=__doc__.splitlines()[0]
-    )
+    parser = ArgumentParser(prog="python -m experiments.frontier", description=__doc__.splitlines()[0])
     parser.add_argument("grids", nargs="+", type=Path, help="output folders of experiments.grid")
     parser.add_argument("--out", type=Path, required=True, help="folder for table.md and frontier.png")
     parser.add_argument(

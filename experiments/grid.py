@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.cli import ArgumentParser
 from envs.fileio import atomic_write_text, write_json
 from vrb.stats import mean_ci
 
@@ -168,7 +169,7 @@ def parse_variant(text: str) -> tuple[str, tuple[str, ...]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.grid", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m experiments.grid", description=__doc__.splitlines()[0])
     parser.add_argument("--algos", nargs="+", default=["mle", "ppo", "gdpl", "vrb"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(

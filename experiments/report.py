@@ -14,7 +14,6 @@ definitions by default (``--definition convlab`` switches to ConvLab-2's); the C
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import logging
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envs.cli import ArgumentParser
 from envs.fileio import atomic_write_bytes, atomic_write_text
 from experiments.store import ResultStore, TrialRecord
 from vrb.algorithms import registered
@@ -379,7 +379,7 @@ def write_report(sweep_dir: Path, out: Path | None = None, definition: str = "pa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m experiments.report", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", help="a folder written by experiments.sweep")
     parser.add_argument("--out", help="report folder (default SWEEP_DIR/report)")
     parser.add_argument(

@@ -120,7 +120,7 @@ def test_help_lists_the_registered_algorithms():
     done = subprocess.run([sys.executable, "-m", "vrb.train", "--help"], capture_output=True, text=True)
     assert done.returncode == 0
     for name in ("vrb", "gdpl", "ppo", "mle", "acer", "aldm", "gp_mbcm"):
-        assert f"{name}:" in done.stdout
+        assert f"  {name} " in done.stdout
 
 
 def test_best_follows_the_declared_metric_and_patience_stops_the_run(tmp_path, monkeypatch):

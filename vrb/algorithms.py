@@ -115,9 +115,15 @@ def make_config(values: Mapping[str, Any] | None = None, **fields: Any) -> Train
 
 
 def config_of(checkpoint: Checkpoint) -> TrainConfig:
-    """The run config a checkpoint was written with."""
+    """The run config a checkpoint was written with. Fields of other algorithms are dropped: checkpoints
+    written before configs were split per algorithm hold every algorithm's fields."""
     try:
-        return make_config(checkpoint.config)
+        values = dict(checkpoint.config)
+        own = set(TrainConfig.field_names()) | set(
+            get(values.get("algo", TrainConfig.algo)).options.field_names()
+        )
+        others = {name for a in registered().values() for name in a.options.field_names()} - own
+        return make_config({k: v for k, v in values.items() if k not in others})
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(
             f"checkpoint {checkpoint.path} has a config this vrb cannot use: {exc}"

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from envs.cli import ArgumentParser
 from envs.multiwoz import data as mw_data
 from envs.multiwoz import download as mw_download
 
@@ -69,7 +70,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vrb.data", description=__doc__)
+    parser = ArgumentParser(prog="python -m vrb.data", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, handler, summary in (
         ("info", cmd_info, "show which data folder is used, its files and the training split"),

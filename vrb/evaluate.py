@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from envs.cli import ArgumentParser
 from envs.dialogue_env import DialogueEnv
 from envs.fileio import write_json
 from envs.multiwoz.data import DataError
@@ -26,9 +27,11 @@ from envs.multiwoz.nlg import TemplateNLG
 from vrb import algorithms
 from vrb.agents import Agent, RuleAgent, run_dialogues
 from vrb.checkpoint import load_checkpoint
+from vrb.config import SIMULATORS
 from vrb.errors import VrbError
 from vrb.policy import DECODERS
-from vrb.stats import mean_ci
+from vrb.runs import checkpoint_path
+from vrb.stats import headline_intervals, mean_ci
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +78,23 @@ def ci95(values: Sequence[float]) -> float:
     return mean_ci(values)[1]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vrb.evaluate", description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m vrb.evaluate",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="a checkpoint written by vrb.train")
+    source.add_argument(
+        "--checkpoint", help="a checkpoint written by vrb.train, or a run folder (its best.pt)"
+    )
     source.add_argument("--policy", choices=["rule"], help="a built-in policy instead of a checkpoint")
-    parser.add_argument("--simulator", default="agenda", choices=["agenda", "vhus"])
-    parser.add_argument("--dialogues", type=int, default=1000)
+    parser.add_argument(
+        "--simulator",
+        choices=SIMULATORS,
+        help="the simulated user (default: the one the checkpoint trained on)",
+    )
+    parser.add_argument("--dialogues", type=int, default=1000, help="dialogues to play")
     parser.add_argument(
         "--seed", type=int, default=0, help="first dialogue seed (dialogues use seed, seed+1, ...)"
     )
@@ -89,33 +102,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--decoder",
         choices=sorted(DECODERS),
-        help="how the policy's act probabilities become acts (default: the checkpoint's own)",
+        help="acts from the policy's probabilities (default: the run's own)",
     )
     parser.add_argument("--out", help="JSON file for the summary and per-dialogue metrics")
-    parser.add_argument("--data-dir")
     parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads (one dialogue at a time gains nothing from more; default 1)",
+        "--data-dir", help="data folder (default: $VRB_DATA_DIR, ../shared/multiwoz, the cache)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (one dialogue at a time needs one)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, args.threads))
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.dialogues <= 0:
         parser.error(f"--dialogues {args.dialogues}: expected a positive number")
+    torch.set_num_threads(max(1, args.threads))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        env = DialogueEnv(simulator=args.simulator, data_dir=args.data_dir)
-        if args.checkpoint:
-            agent, config = load_agent(args.checkpoint, args.decoder, args.seed)
-            source = {"checkpoint": str(args.checkpoint), "config": config, "decoder": args.decoder}
-        else:
-            agent, source = RuleAgent(env), {"policy": args.policy}
+        return evaluate(args)
     except (VrbError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    if args.checkpoint:
+        path = checkpoint_path(args.checkpoint)
+        agent, config = load_agent(path, args.decoder, args.seed)
+        simulator = args.simulator or config.get("simulator", "agenda")
+        source = {"checkpoint": str(path), "config": config, "decoder": args.decoder}
+        env = DialogueEnv(simulator=simulator, data_dir=args.data_dir)
+    else:
+        simulator = args.simulator or "agenda"
+        env = DialogueEnv(simulator=simulator, data_dir=args.data_dir)
+        agent, source = RuleAgent(env), {"policy": args.policy}
     seeds = range(args.seed, args.seed + args.dialogues)
     result = run_dialogues(agent, env, seeds, keep_transcripts=args.transcripts, progress=True)
+    intervals = headline_intervals(result.dialogues)
     summary = result.summary | {
         "success_ci95": ci95([d["success"] for d in result.dialogues]),
         "paper_success_ci95": ci95([d["paper_success"] for d in result.dialogues]),
@@ -124,22 +150,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, transcript in enumerate(result.transcripts):
         print(f"--- dialogue seed {args.seed + i} ---")
         print(render_transcript(transcript, nlg))
-    print(f"\n{args.dialogues} dialogues on the {args.simulator} simulator, seeds {args.seed}..{seeds[-1]}")
+    print(f"\n{args.dialogues} dialogues on the {simulator} simulator, seeds {args.seed}..{seeds[-1]}")
     print(format_table(summary))
     print(
-        f"success 95% CI: ±{summary['success_ci95']:.3f} (ConvLab-2), ±{summary['paper_success_ci95']:.3f} (papers)"
+        f"acts per system turn {summary['acts_per_turn']:.2f}, turns without an act {summary['empty_turn_rate']:.1%}"
     )
+    print("papers' definitions, 95% bootstrap interval over the dialogues (1000 resamples):")
+    for key, (low, high) in intervals.items():
+        value = "n/a" if summary[key] is None else f"{summary[key]:.3f}"
+        print(f"  {key.removeprefix('paper_'):<10} {value:>5}  [{low:.3f}, {high:.3f}]")
     if args.out:
-        out = Path(args.out)
         payload = {
             "source": source,
-            "simulator": args.simulator,
+            "simulator": simulator,
             "seeds": [args.seed, seeds[-1]],
             "summary": summary,
+            "intervals": {"method": "bootstrap over dialogues, 1000 resamples, 95% percentile", **intervals},
             "dialogues": result.dialogues,
         }
-        write_json(out, payload)
-        print(f"wrote {out}")
+        write_json(args.out, payload)
+        print(f"wrote {args.out}")
     return 0
 
 

@@ -25,11 +25,12 @@ from typing import Any
 
 import torch
 
+from envs.cli import ArgumentParser
 from envs.fileio import write_json
 from envs.multiwoz import data as mw_data
-from vrb import algorithms
+from vrb import algorithms, runs
 from vrb.checkpoint import Checkpoint, load_checkpoint, restore_rng_states
-from vrb.config import TrainConfig
+from vrb.config import SIMULATORS, TrainConfig, fields_help
 from vrb.errors import ConfigError, UsageError, VrbError
 from vrb.expert import load_expert
 from vrb.learner import RunContext, RunTracker
@@ -110,64 +111,117 @@ def run(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
 
 # -- command line -------------------------------------------------------------------------------------------
 
-FLAGS = {
+FLAGS = {  # command-line flag -> config field (None: the field's default)
+    "algo": "algo",
+    "simulator": "simulator",
+    "seed": "seed",
     "epochs": "epochs",
     "steps_per_epoch": "steps_per_epoch",
     "num_envs": "num_envs",
     "ic": "ic",
     "data_dir": "data_dir",
-}  # command-line flag -> config field
+}
 
 
-def parse_config(argv: Sequence[str] | None) -> tuple[TrainConfig, Path, bool]:
+def build_parser() -> argparse.ArgumentParser:
     names = algorithms.registered()
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m vrb.train",
         description=__doc__.splitlines()[0],
-        epilog="registered algorithms: " + "; ".join(f"{n}: {a.summary}" for n, a in sorted(names.items())),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="registered algorithms:\n"
+        + "\n".join(f"  {n:<8} {a.summary}" for n, a in sorted(names.items()))
+        + f"\n\npresets (--config): {', '.join(runs.preset_names())}; every field: --show-config [--algo A]",
     )
-    parser.add_argument("--simulator", default="agenda", help="agenda or vhus")
-    parser.add_argument("--algo", default="vrb", help=f"one of {', '.join(sorted(names))} (below)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--steps-per-epoch", type=int)
-    parser.add_argument("--num-envs", type=int)
-    parser.add_argument("--ic", type=float, help="VRB's information bound I_c")
-    parser.add_argument("--out", help="run folder (default runs/ALGO-SIMULATOR-sSEED)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
-    parser.add_argument("--data-dir")
+    parser.add_argument("--algo", choices=sorted(names), help="the algorithm (default: vrb)")
+    parser.add_argument("--simulator", choices=SIMULATORS, help="the simulated user (default: agenda)")
+    parser.add_argument("--seed", type=int, help="the run's seed (default: 0)")
+    parser.add_argument("--epochs", type=int, help="learning epochs (default: 200)")
+    parser.add_argument("--steps-per-epoch", type=int, help="environment steps per epoch (default: 1024)")
+    parser.add_argument("--num-envs", type=int, help="dialogues stepped side by side (default: 8)")
+    parser.add_argument("--ic", type=float, help="VRB's information bound I_c (default: 0.5)")
+    parser.add_argument(
+        "--data-dir", help="data folder (default: $VRB_DATA_DIR, ../shared/multiwoz, the cache)"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PRESET|FILE",
+        help=f"start from a preset ({', '.join(runs.preset_names())}) or YAML file",
+    )
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="any config field of the run, e.g. --set eval_every=10 (JSON values)",
+        help="any config field (JSON values); repeatable",
     )
-    args = parser.parse_args(argv)
-    values: dict[str, Any] = {"simulator": args.simulator, "algo": args.algo, "seed": args.seed}
-    values |= {field: getattr(args, flag) for flag, field in FLAGS.items() if getattr(args, flag) is not None}
+    parser.add_argument("--out", type=Path, help="the run folder (default: a new RUNS/ALGO-SIM-sSEED-TIME)")
+    parser.add_argument(
+        "--runs", type=Path, default=Path("runs"), help="where new run folders go (default: runs)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from last.pt: of --out, else of the newest run of this name",
+    )
+    parser.add_argument("--show-config", action="store_true", help="print every field of the run and exit")
+    return parser
+
+
+def config_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's fields: a preset, then the flags, then ``--set`` (later ones win)."""
+    values: dict[str, Any] = {}
+    flags = {field: getattr(args, flag) for flag, field in FLAGS.items() if getattr(args, flag) is not None}
     for item in args.set:
         name, sep, raw = item.partition("=")
-        if not sep:
+        if not sep or not name:
             raise UsageError(f"--set {item!r}: expected FIELD=VALUE")
         try:
             values[name] = json.loads(raw)
         except json.JSONDecodeError:
             values[name] = raw
-    cfg = algorithms.make_config(values)
-    out = Path(args.out or f"runs/{cfg.algo}-{cfg.simulator}-s{cfg.seed}")
-    if args.resume and not (out / "last.pt").is_file():
-        raise UsageError(f"--resume: {out / 'last.pt'} does not exist (nothing to resume)")
-    if not args.resume and (out / "last.pt").is_file():
-        raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    chosen = {**flags, **values}
+    if args.config:
+        preset = runs.load_preset(args.config)
+        algo = algorithms.get(chosen.get("algo", preset.get("algo", TrainConfig.algo)))
+        every_field = {name for a in algorithms.registered().values() for name in a.options.field_names()}
+        chosen = runs.fields_for(preset, algo.options, every_field) | chosen
+    return chosen
+
+
+def show_config(cfg: TrainConfig) -> str:
+    rows = fields_help(type(cfg.options))
+    width = max(len(name) for name, _, _ in rows)
+    values = cfg.to_dict()
+    return "\n".join(f"{name:<{width}}  {values[name]!s:<14} {meaning}" for name, _, meaning in rows)
+
+
+def parse_config(argv: Sequence[str] | None) -> tuple[TrainConfig, Path, bool] | None:
+    """The run's config, folder and whether it resumes; None when the command only printed something."""
+    args = build_parser().parse_args(argv)
+    cfg = algorithms.make_config(config_values(args))
+    if args.show_config:
+        print(show_config(cfg))
+        return None
+    if args.resume:
+        out = args.out or runs.latest_run(args.runs, cfg)
+        if not (out / "last.pt").is_file():
+            raise UsageError(f"--resume: {out / 'last.pt'} does not exist (nothing to resume)")
+    else:
+        out = args.out or runs.new_run_folder(args.runs, cfg)
+        if (out / "last.pt").is_file():
+            raise UsageError(
+                f"{out} already holds a run: pass --resume to continue it, or choose another --out"
+            )
     return cfg.replace(out_dir=out), out, args.resume
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        cfg, out, resume = parse_config(argv)
-        run(cfg, out, resume)
+        parsed = parse_config(argv)
+        if parsed is not None:
+            run(*parsed)
     except (VrbError, mw_data.DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

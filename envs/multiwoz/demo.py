@@ -13,7 +13,6 @@ Runs one seeded dialogue in ``DialogueEnv`` and prints the user's goal, every tu
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from envs.acts import Act
+from envs.cli import ArgumentParser
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.db import Database
@@ -245,7 +245,7 @@ def run_dialogue(seed: int, policy: str = "rule", data_dir: str | None = None) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m envs.multiwoz.demo", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m envs.multiwoz.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help=f"dialogue seed, 0..{MAX_SEED}")
     parser.add_argument("--policy", choices=sorted(POLICIES), default="rule", help="the system to talk to")
     parser.add_argument("--data-dir", default=None, help="MultiWOZ data folder (default: resolved as usual)")

@@ -67,6 +67,14 @@ DB_OFFSET = BOOKED_OFFSET + len(DB_DOMAINS)
 TERMINATED_INDEX = DB_OFFSET + DB_BUCKETS * len(DB_DOMAINS)
 assert TERMINATED_INDEX + 1 == STATE_DIM
 
+# The belief slots grouped by domain: (domain, ((slot, state index), ...)), for one dict look-up per domain.
+BELIEF_GROUPS = tuple(
+    (domain, tuple((slot, BELIEF_OFFSET + i) for i, (d, slot) in enumerate(BELIEF_SLOTS) if d == domain))
+    for domain in dict.fromkeys(d for d, _ in BELIEF_SLOTS)
+)
+DB_KEYS = tuple(domain.lower() for domain in DB_DOMAINS)
+MATCH_MEMO_LIMIT = 100_000  # memoised (domain, search slots) -> matching entities, cleared when full
+
 UNQUERIED_DOMAINS = ("general", "Booking")  # action domains with no database of their own
 NEGATIVE_INTENTS = ("nooffer", "nobook")  # lexicalised from the belief state, not from entities
 
@@ -102,22 +110,25 @@ class Vectoriser:
         self._usr_index = {act: i for i, act in enumerate(self.usr_vocab)}
         # index -> (domain, intent, slot, delexicalised value)
         self._sys_parts = tuple(tuple(act.split("-")) for act in self.sys_vocab)
+        # (domain, search-slot items) -> matching records: the state asks the same few questions every turn
+        self._matches: dict[tuple[str, tuple], Sequence[Mapping[str, Any]]] = {}
 
     # ---- delexicalisation -------------------------------------------------------------------------------
 
     def _delexicalised(self, acts: Iterable[ActLike]) -> list[str]:
         """``Domain-Intent-Slot-v`` strings with ``v`` the running count of that intent/domain/slot."""
         counts: dict[tuple[str, str, str], int] = {}
+        requestable = self._requestable
         out = []
         for intent, domain, slot, _ in acts:
-            if intent in self._requestable:
+            if intent in requestable:
                 value = "?"
             elif slot == "none":
                 value = "none"
             else:
                 key = (intent, domain, slot)
-                counts[key] = counts.get(key, 0) + 1
-                value = str(counts[key])
+                count = counts[key] = counts.get(key, 0) + 1
+                value = str(count)
             out.append(f"{domain}-{intent}-{slot}-{value}")
         return out
 
@@ -141,24 +152,7 @@ class Vectoriser:
         terminated: bool = False,
     ) -> list[int]:
         """Sorted non-zero positions of the state vector."""
-        nz = [self._usr_index[a] for a in self._delexicalised(user_acts) if a in self._usr_index]
-        nz.extend(
-            SYSTEM_OFFSET + self._sys_index[a]
-            for a in self._delexicalised(prev_system_acts)
-            if a in self._sys_index
-        )
-        for i, (domain, slot) in enumerate(BELIEF_SLOTS):
-            if belief_state[domain]["semi"].get(slot):
-                nz.append(BELIEF_OFFSET + i)
-        for i, domain in enumerate(DB_DOMAINS):
-            if belief_state[domain.lower()]["book"]["booked"]:
-                nz.append(BOOKED_OFFSET + i)
-        for i, domain in enumerate(DB_DOMAINS):
-            count = len(self.entities(domain, belief_state))
-            nz.append(DB_OFFSET + DB_BUCKETS * i + bucket(count))
-        if terminated:
-            nz.append(TERMINATED_INDEX)
-        return sorted(set(nz))
+        return sorted(set(self._nonzero(belief_state, user_acts, prev_system_acts, terminated)))
 
     def state_vector(
         self,
@@ -166,15 +160,57 @@ class Vectoriser:
         user_acts: Iterable[ActLike],
         prev_system_acts: Iterable[ActLike],
         terminated: bool = False,
+        dtype: Any = np.float32,
     ) -> np.ndarray:
-        vec = np.zeros(STATE_DIM, dtype=np.float32)
-        vec[self.state_indices(belief_state, user_acts, prev_system_acts, terminated)] = 1.0
+        vec = np.zeros(STATE_DIM, dtype=dtype)
+        vec[self._nonzero(belief_state, user_acts, prev_system_acts, terminated)] = 1
         return vec
+
+    def _nonzero(
+        self,
+        belief_state: BeliefState,
+        user_acts: Iterable[ActLike],
+        prev_system_acts: Iterable[ActLike],
+        terminated: bool,
+    ) -> list[int]:
+        """The non-zero positions of the state vector, unsorted, possibly repeated."""
+        usr_index, sys_index = self._usr_index, self._sys_index
+        nz = [usr_index[a] for a in self._delexicalised(user_acts) if a in usr_index]
+        nz.extend(
+            SYSTEM_OFFSET + sys_index[a] for a in self._delexicalised(prev_system_acts) if a in sys_index
+        )
+        for domain, slots in BELIEF_GROUPS:
+            semi = belief_state[domain]["semi"]
+            nz.extend(index for slot, index in slots if semi.get(slot))
+        for i, key in enumerate(DB_KEYS):
+            parts = belief_state[key]
+            if parts["book"]["booked"]:
+                nz.append(BOOKED_OFFSET + i)
+            nz.append(DB_OFFSET + DB_BUCKETS * i + bucket(len(self._matching(key, parts["semi"]))))
+        if terminated:
+            nz.append(TERMINATED_INDEX)
+        return nz
 
     def entities(self, domain: str, belief_state: BeliefState, rng: random.Random | None = None):
         """Records matching the belief state's informable slots of ``domain`` (``Hotel`` or ``hotel``)."""
         key = domain.lower()
-        return self.db.query(key, tuple(belief_state[key]["semi"].items()), rng=rng)
+        if key == "taxi":  # every taxi query draws a new taxi from rng
+            return self.db.query(key, tuple(belief_state[key]["semi"].items()), rng=rng)
+        return self._matching(key, belief_state[key]["semi"])
+
+    def _matching(self, key: str, semi: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+        """``db.query(key, semi's items)`` for a domain other than taxi, memoised (the database is read-only)."""
+        items = tuple(semi.items())
+        memo_key = (key, items)
+        try:
+            found = self._matches.get(memo_key)
+        except TypeError:  # an unhashable value (a corpus annotation, say): ask the database
+            return self.db.query(key, items)
+        if found is None:
+            if len(self._matches) >= MATCH_MEMO_LIMIT:
+                self._matches.clear()
+            found = self._matches[memo_key] = self.db.query(key, items)
+        return found
 
     # ---- lexicalisation ---------------------------------------------------------------------------------
 
@@ -189,7 +225,7 @@ class Vectoriser:
         if isinstance(action, np.ndarray) and action.shape == (ACTION_DIM,):
             indices = np.flatnonzero(action == 1).tolist()
         else:
-            indices = sorted(set(int(i) for i in action))
+            indices = sorted(set(map(int, action)))
         groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for i in indices:
             domain, intent, slot, value = self._sys_parts[i]

@@ -13,7 +13,6 @@ is over user turns (the label is 1 at each dialogue's last user turn).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import random
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from envs.cli import ArgumentParser
 from envs.multiwoz import data as mw_data
 from envs.vhus import cache
 from envs.vhus.corpus import SPECIAL_TOKENS, EncodedDialogue, Vocabs, act_items, encode_corpus, split_off
@@ -243,7 +243,7 @@ def train(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m envs.vhus.train", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m envs.vhus.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="MultiWOZ data folder (default: the usual lookup)")
     parser.add_argument(
         "--epochs", type=int, default=TrainSettings.epochs, help="most epochs (early stopping)"

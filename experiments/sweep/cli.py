@@ -5,7 +5,6 @@ The command line of ``experiments.sweep`` (whose docstring describes the sweep, 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shlex
 import sys
@@ -13,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from envs.cli import ArgumentParser
 from envs.multiwoz.data import DataError
 from experiments.store import STORE_NAME, ResultStore
 from experiments.sweep.driver import ENGINES, run_sweep
@@ -21,7 +21,7 @@ from experiments.sweep.trial import LOG_FORMAT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m experiments.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("config", help="sweep config (YAML), e.g. experiments/configs/smoke.yaml")
     parser.add_argument(
         "--address",

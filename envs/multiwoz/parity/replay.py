@@ -24,7 +24,6 @@ Exit status: 0 all checks match, 1 any mismatch, 2 unreadable input.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import random
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.cli import ArgumentParser
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.agenda import UserSimulator
 from envs.multiwoz.db import Database
@@ -369,9 +369,7 @@ def all_match(tallies: dict[str, Tally]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m envs.multiwoz.parity.replay", description=__doc__.splitlines()[0]
-    )
+    parser = ArgumentParser(prog="python -m envs.multiwoz.parity.replay", description=__doc__.splitlines()[0])
     parser.add_argument("trace", help="golden trace file (.jsonl or .jsonl.gz)")
     parser.add_argument("--limit", type=int, default=None, help="replay only the first N dialogues")
     parser.add_argument(
