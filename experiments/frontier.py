@@ -32,7 +32,7 @@ TABLE_COLUMNS = (
     ("success", "paper_success", 3),
     ("acts/turn", "acts_per_turn", 2),
 )
-CHECKPOINT_LABELS = {"best": "best.pt", "last": "last.pt", "mle": "mle.pt (the cloned start)"}
+CHECKPOINT_LABELS = {"best": "best.pt", "last": "last.pt", "mle": "mle.pt"}
 CAPTION = "Papers' definitions; mean ± 95% Student-t interval over seeds."
 NAN = float("nan")
 
@@ -51,8 +51,23 @@ def load_rows(folders: Sequence[Path]) -> list[dict]:
     return rows
 
 
+ALGO_NAMES = {
+    "vrb": "VRB",
+    "gdpl": "GDPL",
+    "ppo": "PPO",
+    "mle": "MLE",
+    "acer": "ACER",
+    "aldm": "ALDM",
+    "gp_mbcm": "GP-MBCM",
+}
+VARIANT_NAMES = {"": "(defaults)", "pure": "pure learned reward"}
+
+
 def label(row: dict) -> str:
-    return f"{row['algo']} {row['variant']}".strip() if row["checkpoint"] != "mle" else "MLE"
+    if row["checkpoint"] == "mle":
+        return "MLE (the cloned start)"
+    name = ALGO_NAMES.get(row["algo"], row["algo"])
+    return f"{name} {VARIANT_NAMES.get(row['variant'], row['variant'])}"
 
 
 def table(rows: Sequence[dict]) -> str:

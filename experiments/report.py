@@ -5,8 +5,8 @@ Writes into ``SWEEP_DIR/report`` (or ``--out``):
 - ``report.md``: the paper-style table (turns, match, inform F1, success on agenda and VHUS, noise-free
   trials), every cell as mean ± 95% Student-t interval over seeds with n, and the failed trials;
 - ``cells.csv`` (one row per cell: every metric's mean, CI half-width and n), ``trials.csv`` (one per trial);
-- ``success_vs_noise.png``, ``success_vs_ic.png``, ``learning_curves.png`` (validation success per epoch, read
-  from the trials' TensorBoard event files).
+- ``success_vs_noise.png``, ``success_vs_ic.png`` and ``learning_{success,inform_f1,match,turns}.png``
+  (validation per epoch, read from the trials' TensorBoard event files): ``experiments.plots``.
 
 A cell is every finished trial that differs only in its seed. Numbers use the GDPL/VRB papers' metric
 definitions by default (``--definition convlab`` switches to ConvLab-2's); the CSV files carry both.
@@ -19,7 +19,6 @@ import io
 import logging
 import math
 import sys
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 from envs.cli import ArgumentParser
 from envs.fileio import atomic_write_bytes, atomic_write_text
+from experiments.plots import BAND_CAPTION, plot_learning_curves, plot_success_vs_ic, plot_success_vs_noise
 from experiments.store import ResultStore, TrialRecord
 from vrb.algorithms import registered
 from vrb.config import SIMULATORS
@@ -219,110 +219,6 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     atomic_write_bytes(path, text.getvalue().encode())
 
 
-# -- plots --------------------------------------------------------------------------------------------------
-
-
-def learning_curve(trial_dir: Path, tag: str) -> dict[int, float]:
-    """Validation scalar per epoch from a trial's TensorBoard event files (all of them, resumed runs too)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    # a resumed trial's purge of the steps after its last checkpoint is expected, not worth a warning each
-    logging.getLogger("tensorboard").setLevel(logging.ERROR)
-
-    if not trial_dir.is_dir():
-        return {}
-    accumulator = EventAccumulator(str(trial_dir), size_guidance={"scalars": 0})
-    accumulator.Reload()
-    if tag not in accumulator.Tags().get("scalars", []):
-        return {}
-    return {event.step: event.value for event in accumulator.Scalars(tag)}
-
-
-Series = tuple[Sequence[float], Sequence[float], Sequence[float]]  # x, mean, 95% CI half-width
-
-
-def _plot(
-    path: Path, title: str, xlabel: str, ylabel: str, panels: Mapping[str, Mapping[str, Series]]
-) -> bool:
-    """One panel per key (three to a row), one error-bar line per series; False when there is nothing."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = {name: lines for name, lines in panels.items() if lines}
-    if not panels:
-        return False
-    columns = min(3, len(panels))
-    rows = math.ceil(len(panels) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.8 * rows), squeeze=False)
-    for ax, (name, lines) in zip(axes.flat, panels.items(), strict=False):
-        for label, (xs, ys, errors) in lines.items():
-            yerr = [0 if math.isnan(e) else e for e in errors]
-            ax.errorbar(xs, ys, yerr=yerr, marker="o", markersize=3, capsize=3, label=label)
-        ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
-    for ax in axes.flat[len(panels) :]:
-        ax.set_visible(False)
-    fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))  # keep the first row's titles clear of the figure title
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
-
-
-def _series(points: Iterable[tuple[float, float, float]]) -> Series:
-    xs, ys, errors = zip(*sorted(points), strict=True)
-    return xs, ys, errors
-
-
-def plot_success_vs_noise(cells: Sequence[Cell], metric: str, path: Path) -> bool:
-    """A panel per simulator, a line per algorithm (and I_c) over the noise levels."""
-    points: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for cell in cells:
-        mean, ci, _ = cell.stats(metric)
-        points[cell.key["simulator"]][cell.label].append((cell.key["user_noise"], mean, ci))
-    panels = {
-        sim: {label: _series(p) for label, p in lines.items() if len(p) > 1} for sim, lines in points.items()
-    }
-    return _plot(path, "success under user noise", "user noise p", metric, panels)
-
-
-def plot_success_vs_ic(cells: Sequence[Cell], metric: str, path: Path) -> bool:
-    """A panel per (algorithm, simulator) that varies I_c, a line per noise level."""
-    points: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for cell in cells:
-        if cell.key["ic"] is not None:
-            mean, ci, _ = cell.stats(metric)
-            panel = f"{cell.key['algo']} on {cell.key['simulator']}"
-            points[panel][f"noise {cell.key['user_noise']}"].append((cell.key["ic"], mean, ci))
-    panels = {
-        name: {label: _series(p) for label, p in lines.items() if len(p) > 1}
-        for name, lines in points.items()
-    }
-    return _plot(path, "success vs the information bound", "I_c", metric, panels)
-
-
-def plot_learning_curves(cells: Sequence[Cell], sweep_dir: Path, metric: str, path: Path) -> bool:
-    """A panel per algorithm (and I_c) and simulator, a line per noise level; the mean over seeds."""
-    panels: dict[str, dict[str, Series]] = defaultdict(dict)
-    for cell in cells:
-        curves = [learning_curve(sweep_dir / "trials" / t.trial_id, f"eval/{metric}") for t in cell.trials]
-        curves = [c for c in curves if c]
-        if not curves:
-            continue
-        steps = sorted(set.intersection(*(set(c) for c in curves)))
-        stats = [mean_ci([c[s] for c in curves]) for s in steps]
-        panels[f"{cell.label} on {cell.key['simulator']}"][f"noise {cell.key['user_noise']}"] = (
-            steps,
-            [mean for mean, _ in stats],
-            [ci for _, ci in stats],
-        )
-    title = "validation success during training (mean ± 95% Student-t interval over seeds)"
-    return _plot(path, title, "epoch", metric, panels)
-
-
 # -- the report ---------------------------------------------------------------------------------------------
 
 
@@ -341,8 +237,7 @@ def write_report(sweep_dir: Path, out: Path | None = None, definition: str = "pa
     plots = {
         "success_vs_noise.png": plot_success_vs_noise(cells, metric, out / "success_vs_noise.png"),
         "success_vs_ic.png": plot_success_vs_ic(cells, metric, out / "success_vs_ic.png"),
-        "learning_curves.png": plot_learning_curves(cells, sweep_dir, metric, out / "learning_curves.png"),
-    }
+    } | dict.fromkeys(plot_learning_curves(cells, sweep_dir, out), True)
     versions = sorted({_code_label(r.versions.get("code", {})) for r in finished.values()})
     lines = [
         f"# Sweep report: {sweep_dir.name}",
@@ -364,6 +259,7 @@ def write_report(sweep_dir: Path, out: Path | None = None, definition: str = "pa
         cells_markdown(cells, metric),
         "",
     ]
+    lines += [f"{BAND_CAPTION}", ""] if any(plots.values()) else []
     lines += [f"![{name}]({name})\n" for name, made in plots.items() if made]
     if failed:
         lines += ["## Failed trials", ""]

@@ -39,7 +39,7 @@ def test_rule_policy_succeeds_on_seed_3(capsys):
 def test_random_policy_replays_the_recorded_random_dialogue(trace_paths):
     path = next(p for p in trace_paths if p.name.startswith("random"))
     recorded = next(d for d in read_traces(path, limit=4) if d["seed"] == 3)
-    lines = demo.run_dialogue(3, "random")
+    lines, metrics = demo.run_dialogue(3, "random")
     rounds = sum(line.startswith("  user:   ") for line in lines)
     assert rounds == len(recorded["turns"])
     assert f"          {demo.format_act(recorded['turns'][-1]['user'][0])}" in lines

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from experiments import report
+from experiments import plots, report
 from experiments.store import ResultStore, TrialRecord
 from vrb.algorithms import make_config
 from vrb.logger import RunLogger
@@ -68,7 +68,11 @@ def sweep_dir(tmp_path):
     for seed, success in enumerate(SUCCESS["vrb", "agenda", 0.0]):
         logger = RunLogger(tmp_path / "trials" / f"vrb-agenda-s{seed}-noise0.0")
         for epoch in range(3):
-            logger.scalars("eval", {"paper_success": success * epoch / 2}, epoch)
+            logger.scalars(
+                "eval",
+                {"paper_success": success * epoch / 2, "paper_inform_f1": 0.5, "paper_turns": 8.0 - epoch},
+                epoch,
+            )
         logger.close()
     return tmp_path
 
@@ -121,13 +125,18 @@ def test_report_files(sweep_dir):
     assert rows[1]["paper_success_n"] == "3" and rows[3]["ic"] == ""
     with open(out / "trials.csv") as f:
         assert len(list(csv.DictReader(f))) == 13  # 12 finished + 1 failed
-    for name in ("success_vs_noise.png", "learning_curves.png"):
+    for name in (
+        "success_vs_noise.png",
+        "learning_success.png",
+        "learning_inform_f1.png",
+        "learning_turns.png",
+    ):
         assert (out / name).stat().st_size > 1000, name
     assert not (out / "success_vs_ic.png").exists()  # one I_c only: nothing to plot
 
 
 def test_learning_curve_reads_event_files(sweep_dir):
-    curve = report.learning_curve(sweep_dir / "trials" / "vrb-agenda-s2-noise0.0", "eval/paper_success")
+    curve = plots.learning_curve(sweep_dir / "trials" / "vrb-agenda-s2-noise0.0", "eval/paper_success")
     assert curve == {0: 0.0, 1: pytest.approx(0.5), 2: pytest.approx(1.0)}
 
 

@@ -102,6 +102,9 @@ def test_tiny_vrb_run_writes_checkpoints_results_and_tensorboard(tmp_path):
     assert all(done.returncode == 0 for done in sampled), sampled[0].stderr[-2000:]
     first, second = (json.loads((tmp_path / f"sampled{i}.json").read_text())["dialogues"] for i in range(2))
     assert first == second  # sampling is seeded per dialogue
+    watched = run("vrb.demo", "--checkpoint", str(out), "--vs-rule", "--seed", "2")
+    assert watched.returncode == 0, watched.stderr[-2000:]
+    assert "user goal" in watched.stdout and "rule policy" in watched.stdout and "system:" in watched.stdout
 
 
 def test_resume_after_kill_continues_from_the_last_finished_epoch(tmp_path):

@@ -125,7 +125,7 @@ class RunTracker:
         """Score the starting policy; it is the first best."""
         self.best = {"epoch": -1, **validate(self.agent, self.eval_envs, self.cfg.eval_dialogues)}
         self.record["start"] = self.best
-        self.tb.scalars("eval", self.best, 0)
+        self.tb.validation(self.best, 0, 0)
         logger.info("start policy: validation %s", headline(self.best))
         self.save("best.pt", -1)
 
@@ -146,7 +146,7 @@ class RunTracker:
             self.tb.scalars(panel, scalars, step)
         if step % cfg.eval_every == 0 or step == cfg.epochs:
             scores = validate(self.agent, self.eval_envs, cfg.eval_dialogues)
-            self.tb.scalars("eval", scores, step)
+            self.tb.validation(scores, step, step * cfg.steps_per_epoch)
             if self._score(scores) > self._score(self.best):
                 self.best = {"epoch": epoch, **scores}
                 self.save("best.pt", epoch)
@@ -160,7 +160,9 @@ class RunTracker:
     def finish(self) -> dict[str, Any]:
         self.record["best"] = self.best
         self.record["final"] = validate(self.agent, self.eval_envs, self.cfg.eval_dialogues)
-        self.tb.hparams(self.cfg.hparams(), {f"best_{k}": v for k, v in self.best.items()})
+        self.tb.hparams(
+            self.cfg.hparams(), {f"best_{k}": v for k, v in self.best.items() if k != "dialogues"}
+        )
         self.tb.close()
         results = self.out / "results.json"
         write_json(results, self.record)

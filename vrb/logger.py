@@ -1,8 +1,11 @@
-"""TensorBoard output of a run: scalars grouped into panels, and an HParams summary at the end.
+"""TensorBoard output of a run, laid out for reading it.
 
-Panels: ``eval/`` (greedy policy on the fixed validation dialogues: both metric definitions), ``rollout/``
-(the sampled training dialogues), ``ppo/``, ``estimator/`` (losses, f on expert and policy batches, KL, phi),
-``mle/`` (behaviour cloning), ``perf/`` (steps per second).
+The *Custom Scalars* tab opens on the headline row — validation success, inform F1, match and turns under the
+papers' definitions — then the policy's behaviour, the learned reward's diagnostics, and the headline again
+against environment steps (turns) instead of epochs. The *Scalars* tab holds every panel: ``eval/`` (validation,
+both metric definitions), ``rollout/``, ``ppo/``, ``estimator/``, ``diagnostics/``, ``perf/``. Behaviour cloning
+and estimator pretraining happen before the first epoch, so they are logged as a run of their own (``RUN/mle``)
+with their own step axis. HParams are written into the run itself, with only the run's own fields.
 """
 
 from __future__ import annotations
@@ -12,22 +15,80 @@ from pathlib import Path
 from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+HEADLINE = {
+    "success": "paper_success",
+    "inform F1": "paper_inform_f1",
+    "match": "paper_match",
+    "turns": "paper_turns",
+}
+BOOKKEEPING = ("dialogues", "epoch")  # constant or redundant in a validation record: no card
+WARM_START_PANELS = ("mle", "estimator_pretrain")  # logged before epoch 1, on their own step axis
+
+
+def _chart(*tags: str) -> list:
+    return ["Multiline", list(tags)]
+
+
+LAYOUT = {
+    "validation (papers' definitions)": {title: _chart(f"eval/{key}") for title, key in HEADLINE.items()},
+    "behaviour": {
+        "acts per turn (validation; greedy in rollouts)": _chart(
+            "eval/acts_per_turn", "diagnostics/greedy_acts_per_turn"
+        ),
+        "empty turns (before the fallback)": _chart("diagnostics/empty_greedy_rate"),
+        "entropy (nats over 209 acts)": _chart("diagnostics/entropy"),
+        "rollout success": _chart("rollout/paper_success"),
+    },
+    "learned reward": {
+        "f on expert and policy transitions": _chart("diagnostics/f_expert", "diagnostics/f_policy"),
+        "KL against I_c": _chart("diagnostics/kl", "diagnostics/ic"),
+        "phi": _chart("diagnostics/phi"),
+        "state-only probe AUC": _chart("diagnostics/probe_auc"),
+        "share of the reward from -c log pi": _chart("diagnostics/reward_logpi_share"),
+    },
+    "validation by environment steps": {
+        title: _chart(f"eval_by_env_steps/{key}") for title, key in HEADLINE.items()
+    },
+}
 
 
 class RunLogger:
     def __init__(self, log_dir: str | Path, purge_step: int | None = None):
+        self.log_dir = Path(log_dir)
         self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
+        self.writer.add_custom_scalars(LAYOUT)
+        self._warm_start: SummaryWriter | None = None
+
+    def _writer(self, panel: str) -> SummaryWriter:
+        if panel not in WARM_START_PANELS:
+            return self.writer
+        if self._warm_start is None:
+            self._warm_start = SummaryWriter(str(self.log_dir / "mle"))
+        return self._warm_start
 
     def scalars(self, panel: str, values: Mapping[str, Any], step: int) -> None:
+        writer = self._writer(panel)
         for name, value in values.items():
             if isinstance(value, int | float) and value == value:  # skip None and NaN
-                self.writer.add_scalar(f"{panel}/{name}", float(value), step)
-        self.writer.flush()
+                writer.add_scalar(f"{panel}/{name}", float(value), step)
+        writer.flush()
+
+    def validation(self, scores: Mapping[str, Any], epoch: int, env_steps: int) -> None:
+        """A validation record: ``eval/`` by epoch, the headline also by environment steps."""
+        self.scalars("eval", {k: v for k, v in scores.items() if k not in BOOKKEEPING}, epoch)
+        self.scalars("eval_by_env_steps", {key: scores.get(key) for key in HEADLINE.values()}, env_steps)
 
     def hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
         clean = {f"hparam/{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float) and v == v}
-        self.writer.add_hparams(dict(hparams), clean, run_name="hparams")
+        for summary in hparams_summary(dict(hparams), clean):
+            self.writer.file_writer.add_summary(summary)
+        for tag, value in clean.items():
+            self.writer.add_scalar(tag, value)
         self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()
+        if self._warm_start is not None:
+            self._warm_start.close()

@@ -50,11 +50,13 @@ METRIC_ROWS = (  # (label, ConvLab-2 key, papers' key); None: the definition has
 
 
 class Agent(Protocol):
+    """A system to watch: ``reset`` at each dialogue's start, ``act`` on the env and its latest observation."""
+
     """A system in the demo: a 209-act 0/1 vector (``env.step``) or lexicalised acts (``env.step_acts``)."""
 
     def reset(self, seed: int) -> None: ...
 
-    def act(self, env: DialogueEnv) -> np.ndarray | list[Act]: ...
+    def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray | list[Act]: ...
 
 
 class ScriptedSystem:
@@ -74,7 +76,7 @@ class ScriptedSystem:
         self.booking: dict[str, dict[str, str]] = {}
         self.taxi: Mapping[str, str] | None = None
 
-    def act(self, env: DialogueEnv) -> list[Act]:
+    def act(self, env: DialogueEnv, observation: np.ndarray) -> list[Act]:
         return self.reply(env.user_acts, env.rng)
 
     def reply(self, user_acts: Sequence[Act], rng: random.Random) -> list[Act]:
@@ -149,7 +151,7 @@ class RuleAgent:
     def reset(self, seed: int) -> None:
         self.policy.reset()
 
-    def act(self, env: DialogueEnv) -> list[Act]:
+    def act(self, env: DialogueEnv, observation: np.ndarray) -> list[Act]:
         return self.policy.act(env.state, env.rng)
 
 
@@ -162,7 +164,7 @@ class RandomAgent:
     def reset(self, seed: int) -> None:
         self.rng = random.Random(f"random_policy-{seed}")
 
-    def act(self, env: DialogueEnv) -> np.ndarray:
+    def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray:
         chosen = self.rng.sample(range(ACTION_DIM), self.rng.randint(*RANDOM_POLICY_ACTS))
         action = np.zeros(ACTION_DIM, dtype=np.int8)
         action[chosen] = 1
@@ -209,16 +211,23 @@ def format_metrics(metrics: DialogueMetrics) -> list[str]:
     return lines
 
 
-def run_dialogue(seed: int, policy: str = "rule", data_dir: str | None = None) -> list[str]:
-    """One seeded dialogue as printable lines: goal, turns (text, then acts), outcome and metrics."""
-    env = DialogueEnv(data_dir=data_dir)
-    agent = POLICIES[policy](env.world.db)
+def run_dialogue(
+    seed: int,
+    policy: str | Agent = "rule",
+    data_dir: str | None = None,
+    simulator: str = "agenda",
+    name: str = "",
+) -> tuple[list[str], DialogueMetrics]:
+    """One seeded dialogue as printable lines (goal, turns as text then acts, outcome, metrics) and its metrics;
+    ``policy`` names a built-in system or is any ``Agent``."""
+    env = DialogueEnv(simulator=simulator, data_dir=data_dir)
+    agent = POLICIES[policy](env.world.db) if isinstance(policy, str) else policy
     nlg = {side: TemplateNLG(env.world.data, side=side) for side in ("user", "system")}
-    env.reset(seed=seed)
+    observation, _ = env.reset(seed=seed)
     agent.reset(seed)
     ordering = env.goal["domain_ordering"]
     lines = [
-        f"dialogue seed {seed}, system policy {policy!r}",
+        f"dialogue seed {seed}, system {name or policy!r}, {simulator} user",
         f"user goal (domains in order {', '.join(ordering)})",
     ]
     lines += format_goal(env.goal, ordering)
@@ -230,8 +239,8 @@ def run_dialogue(seed: int, policy: str = "rule", data_dir: str | None = None) -
         lines += [f"          {format_act(act)}" for act in env.user_acts]
         if terminated or truncated:
             break
-        action = agent.act(env)
-        _, _, terminated, truncated, info = (
+        action = agent.act(env, observation)
+        observation, _, terminated, truncated, info = (
             env.step_acts(action) if isinstance(action, list) else env.step(action)
         )
         lines.append(f"  system: {nlg['system'].generate(env.sys_acts)}")
@@ -241,7 +250,7 @@ def run_dialogue(seed: int, policy: str = "rule", data_dir: str | None = None) -
     lines.append("final user goal")
     lines += format_goal(env.user.domain_goals, ordering)
     lines += format_metrics(info["metrics"])
-    return lines
+    return lines, info["metrics"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= args.seed <= MAX_SEED:
         parser.error(f"--seed {args.seed}: expected an integer in 0..{MAX_SEED}")
     try:
-        lines = run_dialogue(args.seed, args.policy, args.data_dir)
+        lines, _ = run_dialogue(args.seed, args.policy, args.data_dir)
     except mw_data.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,172 @@
+"""Figures a paper could use, from a sweep's cells: every algorithm on the same axes, means over seeds with their
+95% Student-t intervals (bands for curves, bars for points), axis labels in words and a caption line saying what
+the bands are.
+
+- ``plot_learning_curves``: one figure per metric (success, inform F1, match, turns), a panel per simulator and
+  noise level, a line per algorithm (mean over seeds) with its band;
+- ``plot_success_vs_noise``: a panel per simulator, a point per algorithm and noise level, the points of the
+  algorithms set slightly apart so that their intervals do not hide each other;
+- ``plot_success_vs_ic``: a panel per algorithm and simulator that varies I_c, a line per noise level.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from vrb.stats import mean_ci  # noqa: E402
+
+METRIC_LABELS = {
+    "paper_success": "task success (papers' definition)",
+    "success": "task success (ConvLab-2's definition)",
+    "paper_inform_f1": "inform F1 (papers' definition)",
+    "inform_f1": "inform F1 (ConvLab-2's definition)",
+    "paper_match": "match rate (papers' definition)",
+    "book_rate": "book rate (ConvLab-2's definition)",
+    "paper_turns": "turns per dialogue (user turns)",
+    "turns": "turns per dialogue (both sides)",
+}
+CURVE_METRICS = ("paper_success", "paper_inform_f1", "paper_match", "paper_turns")
+BAND_CAPTION = (
+    "Lines and points: mean over seeds; bands and bars: 95% Student-t interval over the seeds (n per cell)."
+)
+Series = tuple[Sequence[float], Sequence[float], Sequence[float]]  # x, mean, 95% interval half-width
+
+
+def learning_curve(trial_dir: Path, tag: str) -> dict[int, float]:
+    """Validation scalar per epoch from a trial's TensorBoard event files (all of them, resumed runs too)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)  # a resumed trial's purge is expected
+    if not trial_dir.is_dir():
+        return {}
+    accumulator = EventAccumulator(str(trial_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    if tag not in accumulator.Tags().get("scalars", []):
+        return {}
+    return {event.step: event.value for event in accumulator.Scalars(tag)}
+
+
+def _figure(
+    path: Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    panels: Mapping[str, Mapping[str, Series]],
+    *,
+    band: bool,
+    offset: float = 0.0,
+) -> bool:
+    """Panels side by side on shared y axes; False when there is nothing to draw."""
+    panels = {name: lines for name, lines in panels.items() if lines}
+    if not panels:
+        return False
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.4 * columns, 4.0 * rows), squeeze=False, sharey=True)
+    labels = sorted({label for lines in panels.values() for label in lines})
+    colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    for ax, (name, lines) in zip(axes.flat, panels.items(), strict=False):
+        for k, (label, (xs, ys, errors)) in enumerate(sorted(lines.items())):
+            errors = [0.0 if math.isnan(e) else e for e in errors]
+            if band:
+                ax.plot(xs, ys, color=colours[label], label=label)
+                ax.fill_between(
+                    xs,
+                    [y - e for y, e in zip(ys, errors, strict=True)],
+                    [y + e for y, e in zip(ys, errors, strict=True)],
+                    color=colours[label],
+                    alpha=0.18,
+                    linewidth=0,
+                )
+            else:
+                shift = (k - (len(lines) - 1) / 2) * offset
+                ax.errorbar([x + shift for x in xs], ys, yerr=errors, color=colours[label], marker="o", markersize=4,
+                            capsize=3, linestyle="-", linewidth=0.8, label=label)  # fmt: skip
+        ax.set(title=name, xlabel=xlabel)
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        names,
+        loc="upper center",
+        ncol=min(6, len(names)),
+        fontsize="small",
+        bbox_to_anchor=(0.5, 0.99),
+    )
+    fig.suptitle(title, y=1.04)
+    fig.text(0.01, 0.005, BAND_CAPTION, fontsize=8)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.93))
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
+def _series(points: Iterable[tuple[float, float, float]]) -> Series:
+    xs, ys, errors = zip(*sorted(points), strict=True)
+    return xs, ys, errors
+
+
+def plot_success_vs_noise(cells: Sequence[Any], metric: str, path: Path) -> bool:
+    points: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for cell in cells:
+        mean, ci, _ = cell.stats(metric)
+        points[f"{cell.key['simulator']} user"][cell.label].append((cell.key["user_noise"], mean, ci))
+    panels = {
+        sim: {label: _series(p) for label, p in lines.items() if len(p) > 1} for sim, lines in points.items()
+    }
+    xlabel = "probability p of corrupting each user act"
+    return _figure(path, f"{METRIC_LABELS[metric]} under a noisy user", xlabel, METRIC_LABELS[metric], panels,
+                   band=False, offset=0.006)  # fmt: skip
+
+
+def plot_success_vs_ic(cells: Sequence[Any], metric: str, path: Path) -> bool:
+    points: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for cell in cells:
+        if cell.key["ic"] is not None:
+            mean, ci, _ = cell.stats(metric)
+            panel = f"{cell.key['algo']} on the {cell.key['simulator']} user"
+            points[panel][f"user noise p = {cell.key['user_noise']}"].append((cell.key["ic"], mean, ci))
+    panels = {
+        name: {label: _series(p) for label, p in lines.items() if len(p) > 1}
+        for name, lines in points.items()
+    }
+    xlabel = "information bound I_c of the bottleneck (nats)"
+    return _figure(path, f"{METRIC_LABELS[metric]} against the information bound", xlabel, METRIC_LABELS[metric],
+                   panels, band=False, offset=0.01)  # fmt: skip
+
+
+def plot_learning_curves(cells: Sequence[Any], sweep_dir: Path, out: Path) -> list[str]:
+    """One figure per headline metric; the names of the files written."""
+    written = []
+    for metric in CURVE_METRICS:
+        panels: dict[str, dict[str, Series]] = defaultdict(dict)
+        for cell in cells:
+            curves = [
+                learning_curve(sweep_dir / "trials" / t.trial_id, f"eval/{metric}") for t in cell.trials
+            ]
+            curves = [c for c in curves if c]
+            if not curves:
+                continue
+            steps = sorted(set.intersection(*(set(c) for c in curves)))
+            stats = [mean_ci([c[s] for c in curves]) for s in steps]
+            panel = f"{cell.key['simulator']} user, noise p = {cell.key['user_noise']}"
+            panels[panel][cell.label] = (steps, [m for m, _ in stats], [ci for _, ci in stats])
+        name = f"learning_{metric.removeprefix('paper_')}.png"
+        title = f"validation {METRIC_LABELS[metric]} during training"
+        if _figure(out / name, title, "training epoch", METRIC_LABELS[metric], panels, band=True):
+            written.append(name)
+    return written
