@@ -26,11 +26,17 @@ SWEEP_TIMEOUT_S = 900
 def test_shipped_configs_expand():
     counts = {
         name: len(sweep.load_spec(CONFIGS / f"{name}.yaml").trials())
-        for name in ("smoke", "paper_table", "robustness")
+        for name in ("smoke", "paper_table", "robustness", "ablation")
     }
-    assert counts == {"smoke": 4, "paper_table": 6 * 2 * 5 + 5, "robustness": 16 * 3 + 2 * 4 * 3}
+    assert counts == {
+        "smoke": 4,
+        "paper_table": 6 * 2 * 5 + 2 * 2 * 5 + 5,  # every algorithm; VRB and GDPL pure too; GP-MBCM on agenda
+        "robustness": 16 * 5 + 2 * 4 * 5,
+        "ablation": 2 * (3 + 1) * 2 * 5,  # reward x (phi fixed at 0, 0.1, 1.0 | Lagrange) x I_c x seeds
+    }
     paper = sweep.load_spec(CONFIGS / "paper_table.yaml").trials()
     assert not [t for t in paper if t.config.algo == "gp_mbcm" and t.config.simulator == "vhus"]
+    assert {t.config.env_reward for t in paper if t.config.algo == "vrb"} == {"user", "none"}
     robust = sweep.load_spec(CONFIGS / "robustness.yaml").trials()
     assert {(t.config.options.ic, t.config.user_noise) for t in robust if t.config.algo == "vrb"} == {
         (ic, p) for ic in (0.1, 0.2, 0.5, 1.0) for p in (0.0, 0.1, 0.2, 0.3)
