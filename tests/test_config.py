@@ -136,7 +136,15 @@ def test_best_follows_the_declared_metric_and_patience_stops_the_run(tmp_path, m
     saved = []
     monkeypatch.setattr(RunTracker, "save", lambda self, name, epoch: saved.append((name, epoch)))
     cfg = make_config(algo="ppo", epochs=10, eval_every=1, patience=2)
-    ctx = RunContext(cfg, tmp_path, None, None, None, None, tb=type("TB", (), {"scalars": lambda *a: None})())
+    ctx = RunContext(
+        cfg,
+        tmp_path,
+        None,
+        None,
+        None,
+        None,
+        tb=type("TB", (), {"scalars": lambda *a: None, "validation": lambda *a: None})(),
+    )
     tracker = RunTracker(ctx, agent=None, learner_state=dict, checksums={}, best={"epoch": -1}, record={})
     tracker.start()
     stopped_after = None

@@ -85,27 +85,26 @@ def test_checksum_failure_names_the_file(data_copy, capsys):
     with open(data_copy / "db/police_db.json", "ab") as f:
         f.write(b"\n")
     with pytest.raises(mw_data.DataError, match=r"police_db\.json is corrupt"):
-        mw_data.verify(data_copy, force=True)
+        mw_data.verify(data_copy)
     assert data_cli(["verify", "--data-dir", str(data_copy)]) == 2
     assert "db/police_db.json is corrupt" in capsys.readouterr().err
 
 
-def test_verify_rehashes_even_when_cached(data_copy):
-    mw_data.verify(data_copy)  # caches success keyed by size and mtime
+def test_verify_hashes_content_so_a_same_size_same_mtime_edit_is_caught(data_copy):
+    mw_data.verify(data_copy)
     target = data_copy / "db/police_db.json"
     stat = target.stat()
     damaged = target.read_bytes().replace(b"a", b"b", 1)
     target.write_bytes(damaged)
-    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and mtime: the cache cannot tell
-    mw_data.verify(data_copy)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and mtime as the verified file
     with pytest.raises(mw_data.DataError, match="police_db"):
-        mw_data.verify(data_copy, force=True)
+        mw_data.verify(data_copy)
 
 
 def test_missing_file_says_how_to_get_the_data(data_copy):
     (data_copy / "ontology.json").unlink()
     with pytest.raises(mw_data.DataError, match=r"ontology\.json is missing.*python -m vrb\.data download"):
-        mw_data.verify(data_copy, force=True)
+        mw_data.verify(data_copy)
     with pytest.raises(mw_data.DataError, match=r"ontology\.json is missing.*vrb\.data download"):
         mw_data.MultiWozData(data_copy).ontology  # noqa: B018
 

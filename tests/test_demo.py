@@ -13,7 +13,7 @@ def test_prints_goal_dialogue_and_metrics(policy, capsys):
     assert demo.main(["--policy", policy, "--seed", "3"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == f"dialogue seed 3, system policy {policy!r}"
+    assert lines[0] == f"dialogue seed 3, system {policy!r}, agenda user"
     assert lines[1].startswith("user goal (domains in order hotel, restaurant)")
     users = [i for i, line in enumerate(lines) if line.startswith("  user:   ")]
     systems = [i for i, line in enumerate(lines) if line.startswith("  system: ")]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import report, sweep
+from experiments import plots, report, sweep
 from experiments.store import ResultStore
 from vrb.algorithms import make_config
 
@@ -184,7 +184,7 @@ def test_smoke_sweep_survives_a_killed_trial_and_reruns_only_it(tmp_path, engine
 
     text = report.write_report(out).read_text()
     assert "4 finished trials in 4 cells; 0 failed" in text
-    assert {0, trials[0].config.epochs} <= report.learning_curve(victim, "eval/paper_success").keys()
+    assert {0, trials[0].config.epochs} <= plots.learning_curve(victim, "eval/paper_success").keys()
 
 
 @pytest.mark.slow

@@ -43,7 +43,12 @@ def neural_agent(checkpoint: Checkpoint, cfg: TrainConfig, decoder: str | None, 
     if "policy" not in checkpoint.state:
         raise CheckpointError(f"checkpoint {checkpoint.path} holds no policy weights")
     policy = MultiLabelPolicy(hidden_sizes=cfg.options.policy_hidden)
-    policy.load_state_dict(checkpoint.state["policy"])
+    try:
+        policy.load_state_dict(checkpoint.state["policy"])
+    except (RuntimeError, TypeError, KeyError) as exc:
+        raise CheckpointError(
+            f"checkpoint {checkpoint.path}: its policy weights do not fit policy_hidden {cfg.options.policy_hidden}"
+        ) from exc
     options = cfg.options
     return NeuralAgent(policy, decoder or options.decoder, options.empty_fallback, sample_seed)
 

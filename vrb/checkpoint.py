@@ -12,6 +12,7 @@ import hashlib
 import io
 import logging
 import os
+import pickle
 import random
 import subprocess
 import tomllib
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from envs.fileio import atomic_write_bytes
+from envs.fileio import atomic_write_bytes, refused_global
 from vrb.config import TrainConfig
 from vrb.errors import VrbError
 
@@ -162,12 +163,60 @@ def save_checkpoint(
     return path
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _mapping_of(value: Any, keys: type, values: type | tuple[type, ...] | None = None) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, keys) and (values is None or isinstance(v, values)) for k, v in value.items()
+    )
+
+
+def _check_fields(path: Path, payload: Any) -> None:
+    """The payload's fields have the types ``save_checkpoint`` writes; else a CheckpointError naming the field."""
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, not a vrb checkpoint")
+    missing = [name for name in REQUIRED_FIELDS if name not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}; it was not written by vrb.checkpoint")
+    epoch, rng = payload["epoch"], payload["rng_states"]
+    expected = {
+        "config": (_mapping_of(payload["config"], str), "a mapping of config fields"),
+        "epoch": (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= -1, "an integer >= -1"),
+        "state": (_mapping_of(payload["state"], str), "a mapping of named states"),
+        "rng_states": (
+            _mapping_of(rng, str, dict)
+            and "torch_global" in rng
+            and all({"kind", "state"} <= set(entry) for entry in rng.values()),
+            "generator states, torch's global one among them",
+        ),
+        "data_checksums": (_mapping_of(payload["data_checksums"], str, str), "file -> sha256"),
+        "code_version": (_mapping_of(payload["code_version"], str, str), "a mapping of version strings"),
+    }
+    for name, (ok, what) in expected.items():
+        if not ok:
+            raise CheckpointError(
+                f"checkpoint {path}: field {name!r} = {_short(payload[name])} is not {what}; "
+                "it was not written by vrb.checkpoint"
+            )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    with open(path, "rb") as f:
-        header, body = f.readline(), f.read()
+    try:
+        with open(path, "rb") as f:
+            header, body = f.readline(), f.read()
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({exc.strerror or exc})") from None
     parts = header.split()
     if len(parts) != 3 or parts[0] != MAGIC or not parts[1].isdigit():
         raise CheckpointError(f"{path} is not a vrb checkpoint (bad header)")
@@ -180,13 +229,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} is corrupt (sha256 mismatch: truncated or damaged)")
     try:
         payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = refused_global(exc)
+        if found is None:
+            raise CheckpointError(f"checkpoint {path} payload is unreadable ({_one_line(exc)})") from None
+        raise CheckpointError(  # not torch's message: it explains how to load the file anyway
+            f"checkpoint {path} holds pickled objects other than tensors and plain values"
+            f"{f' ({found})' if found else ''}; a vrb checkpoint never does: it was not written by "
+            "vrb.checkpoint or was tampered with, and is refused unread"
+        ) from None
     except Exception as exc:  # torch raises many types for a bad payload
-        raise CheckpointError(
-            f"checkpoint {path} payload is unreadable ({type(exc).__name__}: {exc})"
-        ) from exc
-    missing = [name for name in REQUIRED_FIELDS if name not in payload]
-    if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {missing}; it was not written by vrb.checkpoint")
+        raise CheckpointError(f"checkpoint {path} payload is unreadable ({_one_line(exc)})") from exc
+    _check_fields(path, payload)
     saved_version = payload["code_version"].get("package")
     if saved_version != code_version()["package"]:
         logger.warning(

@@ -119,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.dialogues <= 0:
         parser.error(f"--dialogues {args.dialogues}: expected a positive number")
+    if args.out and Path(args.out).is_dir():
+        parser.error(f"--out {args.out}: is a folder; expected a JSON file name")
     torch.set_num_threads(max(1, args.threads))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -1,8 +1,11 @@
 """The MultiWOZ data folder: where it is, whether it is intact, and typed loaders for its files.
 
 The folder is resolved as ``--data-dir`` > ``$VRB_DATA_DIR`` > ``../shared/multiwoz`` beside the repository >
-the user cache folder (``$XDG_CACHE_HOME/vrb/multiwoz``). Files are checked against ``SHA256SUMS`` once; the
-result is remembered in the user cache keyed by each file's size and modification time.
+the user cache folder (``$XDG_CACHE_HOME/vrb/multiwoz``). Every file is checked against ``SHA256SUMS`` by its
+content, once per process and folder: hashing the whole folder takes about 10 ms (25 files, 3.5 MB; the train
+split adds about 20 ms), so no result is remembered across processes — an edit that keeps a file's size and
+modification time is caught like any other. ``SHA256SUMS`` must list every file the loaders read
+(``REQUIRED_FILES``; an empty or partial list does not turn checking off), one ``DIGEST  NAME`` a line.
 """
 
 from __future__ import annotations
@@ -12,19 +15,39 @@ import hashlib
 import json
 import logging
 import os
+import re
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from envs.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 DATA_ENV_VAR = "VRB_DATA_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOMAIN_DB_NAMES = ("attraction", "hospital", "hotel", "police", "restaurant", "taxi", "train")
+# every file the loaders below read, each of which SHA256SUMS must list (train.json.zip and trainListFile are
+# optional: a folder without the train split trains on val)
+REQUIRED_FILES = (
+    *(f"db/{name}_db.json" for name in DOMAIN_DB_NAMES),
+    "goal_model.json",
+    "sys_da_voc.txt",
+    "usr_da_voc.txt",
+    "value_set.json",
+    "value_dict.json",
+    "ontology.json",
+    "trackable_intent.json",
+    "vhus_vocab.json",
+    "templates/manual_system_template_nlg.json",
+    "templates/manual_user_template_nlg.json",
+    "valListFile",
+    "testListFile",
+    "val.json.zip",
+    "test.json.zip",
+)
+_SUM_LINE = re.compile(r"([0-9a-fA-F]{64})\s+\*?(\S.*)")
 HOW_TO_GET = (
     "get the data with `python -m vrb.data download --dest DIR` and point --data-dir or "
     f"${DATA_ENV_VAR} at DIR (or place it at ../shared/multiwoz beside the repository)"
@@ -74,52 +97,49 @@ def sha256_of(path: Path) -> str:
 
 
 def read_checksums(data_dir: Path) -> dict[str, str]:
-    """``SHA256SUMS`` as {relative path: hex digest}."""
+    """``SHA256SUMS`` as {relative path: hex digest}; a malformed line is a DataError naming the line."""
+    sums_path = data_dir / "SHA256SUMS"
+    try:
+        text = sums_path.read_text()
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{sums_path} is unreadable ({exc}); {HOW_TO_GET}") from None
     sums: dict[str, str] = {}
-    for line in (data_dir / "SHA256SUMS").read_text().splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        digest, name = line.split(maxsplit=1)
-        sums[name.lstrip("*").removeprefix("./")] = digest
+        match = _SUM_LINE.fullmatch(line.rstrip())
+        name = match.group(2).removeprefix("./") if match else ""
+        if not match or name.startswith("/") or ".." in Path(name).parts:
+            raise DataError(
+                f"{sums_path} line {number} is malformed ({line[:80]!r}; expected 'SHA256  RELATIVE/PATH'); "
+                f"{HOW_TO_GET}"
+            )
+        sums[name] = match.group(1).lower()
     return sums
 
 
-def _stamp_path(data_dir: Path) -> Path:
-    key = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
-    return user_cache_dir() / "verified" / f"{key}.json"
-
-
-def _file_signature(path: Path) -> list[int]:
-    stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns]
-
-
-def verify(data_dir: Path, *, force: bool = False) -> dict[str, str]:
-    """Check every file listed in SHA256SUMS; raise DataError naming the first bad one.
-
-    A successful check is cached (per file size and mtime) so that later runs skip the hashing.
-    """
+def verify(data_dir: Path) -> dict[str, str]:
+    """Hash every file listed in SHA256SUMS (which must list ``REQUIRED_FILES``); raise DataError naming the first
+    bad one. Returns the checksums."""
     expected = read_checksums(data_dir)
-    stamp = _stamp_path(data_dir)
-    signatures = {}
-    for name in expected:
+    if not expected:
+        raise DataError(f"{data_dir / 'SHA256SUMS'} lists no files: nothing could be verified; {HOW_TO_GET}")
+    unlisted = [name for name in REQUIRED_FILES if name not in expected]
+    if unlisted:
+        raise DataError(
+            f"{data_dir / 'SHA256SUMS'} does not list {unlisted[0]} ({len(unlisted)} data files unlisted): "
+            f"every data file must be checksummed; {HOW_TO_GET}"
+        )
+    for name, digest in expected.items():
         path = data_dir / name
         if not path.is_file():
             raise DataError(f"data file {path} is missing; {HOW_TO_GET}")
-        signatures[name] = _file_signature(path)
-    if not force and stamp.is_file():
         try:
-            if json.loads(stamp.read_text()) == {"sums": expected, "signatures": signatures}:
-                return expected
-        except (OSError, ValueError):
-            pass
-    for name, digest in expected.items():
-        if sha256_of(data_dir / name) != digest:
-            raise DataError(f"data file {data_dir / name} is corrupt (sha256 mismatch); {HOW_TO_GET}")
-    try:
-        atomic_write_text(stamp, json.dumps({"sums": expected, "signatures": signatures}))
-    except OSError as exc:  # a read-only home only costs re-hashing next time
-        logger.debug("could not cache the checksum result: %s", exc)
+            actual = sha256_of(path)
+        except OSError as exc:
+            raise DataError(f"data file {path} is unreadable ({exc.strerror or exc}); {HOW_TO_GET}") from None
+        if actual != digest:
+            raise DataError(f"data file {path} is corrupt (sha256 mismatch); {HOW_TO_GET}")
     return expected
 
 
@@ -162,23 +182,43 @@ class MultiWozData:
             raise DataError(f"data file {path} is missing; {HOW_TO_GET}")
         return path
 
-    def read_json(self, name: str) -> Any:
+    def read_json(self, name: str, expect: type = dict) -> Any:
+        """The JSON value of a data file, which must be a ``expect`` (a mapping unless said otherwise)."""
+        path = self.path(name)
         try:
-            with open(self.path(name)) as f:
-                return json.load(f)
-        except ValueError as exc:
-            raise DataError(f"data file {self.root / name} is not valid JSON ({exc}); {HOW_TO_GET}") from exc
+            with open(path) as f:
+                value = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"data file {path} is not readable JSON ({exc}); {HOW_TO_GET}") from exc
+        if not isinstance(value, expect):
+            raise DataError(
+                f"data file {path} holds a JSON {type(value).__name__}, expected a {expect.__name__}; {HOW_TO_GET}"
+            )
+        return value
 
     def read_lines(self, name: str) -> list[str]:
-        return [line.strip() for line in self.path(name).read_text().splitlines() if line.strip()]
+        path = self.path(name)
+        try:
+            text = path.read_text()
+        except (OSError, ValueError) as exc:
+            raise DataError(f"data file {path} is unreadable ({exc}); {HOW_TO_GET}") from exc
+        return [line.strip() for line in text.splitlines() if line.strip()]
 
     @functools.cached_property
     def databases(self) -> dict[str, Any]:
-        return {name: self.read_json(f"db/{name}_db.json") for name in DOMAIN_DB_NAMES}
+        return {
+            name: self.read_json(f"db/{name}_db.json", dict if name == "taxi" else list)
+            for name in DOMAIN_DB_NAMES
+        }
 
     @functools.cached_property
     def goal_model(self) -> GoalModel:
         raw = decode_pairs(self.read_json("goal_model.json"))
+        missing = [name for name in GoalModel.__dataclass_fields__ if not isinstance(raw.get(name), dict)]
+        if missing:
+            raise DataError(
+                f"data file {self.root / 'goal_model.json'} has no mapping {missing[0]!r}; {HOW_TO_GET}"
+            )
         return GoalModel(**{name: raw[name] for name in GoalModel.__dataclass_fields__})
 
     @functools.cached_property
@@ -232,9 +272,12 @@ class MultiWozData:
         try:
             with zipfile.ZipFile(path) as archive:
                 (member,) = [n for n in archive.namelist() if n.endswith(".json")]
-                return json.loads(archive.read(member))
-        except (zipfile.BadZipFile, ValueError) as exc:
+                dialogues = json.loads(archive.read(member))
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
             raise DataError(f"data file {path} is unreadable ({exc}); {HOW_TO_GET}") from exc
+        if not isinstance(dialogues, dict):
+            raise DataError(f"data file {path} holds no mapping of dialogues; {HOW_TO_GET}")
+        return dialogues
 
 
 @functools.lru_cache(maxsize=8)

@@ -4,7 +4,9 @@
 Trains on the ``train`` split when the data folder has it, else on ``val`` (the shipped folder), holding out a
 seeded 10% of it for early stopping on user-act F1; ``test`` is never trained or stopped on and is scored at
 the end. By default the best model is written to the simulator cache (``envs.vhus.cache``), where
-``VHUSUser.from_data`` finds it. TensorBoard logs go to ``<out folder>/tb``.
+``VHUSUser.from_data`` finds it. TensorBoard logs go to ``<out folder>/tb``. The best model so far is kept in
+memory and the checkpoint is written once, atomically, when training has finished: a training cut short (a
+killed sweep driver, Ctrl-C) leaves no model behind for later users to load as if it were complete.
 
 Metrics (held-out and test): *act F1* is the micro F1 over the items ``domain-intent-slot=source`` (or the bare
 act) of each user turn, decoded free-running and greedily, as the simulator speaks; *termination accuracy*
@@ -165,6 +167,8 @@ def train(
 
         writer = SummaryWriter(str(log_dir))
     best_f1, best_epoch, step = -1.0, -1, 0
+    best_state: dict[str, torch.Tensor] = {}
+    best_held_out: dict[str, float] = {}
     started = time.monotonic()
     for epoch in range(settings.epochs):
         model.train()
@@ -203,21 +207,22 @@ def train(
         if writer is not None:
             writer.add_scalar("held_out/act_f1", scores.act_f1, epoch + 1)
             writer.add_scalar("held_out/termination_accuracy", scores.termination_accuracy, epoch + 1)
-        if scores.act_f1 > best_f1:
+        if scores.act_f1 > best_f1:  # kept in memory: only a finished training writes ``out``
             best_f1, best_epoch = scores.act_f1, epoch + 1
-            cache.save_checkpoint(
-                out, model, {"epoch": best_epoch, "split": split, "held_out": dataclasses.asdict(scores)}
-            )
+            best_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+            best_held_out = dataclasses.asdict(scores)
         elif epoch + 1 - best_epoch >= settings.patience:
             logger.info("VHUS: no held-out improvement for %d epochs; stopping", settings.patience)
             break
-    best, extra = cache.load_checkpoint(out)
+    best = VHUS(config)
+    best.load_state_dict(best_state)
+    best.eval()
     test_scores = evaluate(best, test_set, vocabs)
     seconds = time.monotonic() - started
     summary = {
         "epoch": best_epoch,
         "split": split,
-        "held_out": extra["held_out"],
+        "held_out": best_held_out,
         "test": dataclasses.asdict(test_scores),
         "train_seconds": round(seconds, 1),
         "settings": dataclasses.asdict(settings),
@@ -261,17 +266,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag, value in (("--epochs", args.epochs), ("--threads", args.threads)):
         if value < 1:
             parser.error(f"{flag} {value}: expected a positive number")
+    if args.out is not None and args.out.is_dir():
+        parser.error(f"--out {args.out} is a folder; expected the checkpoint file to write")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        data = mw_data.load(args.data_dir)
-    except mw_data.DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    out = args.out or cache.model_path(data, args.goal_regularizer)
     settings = TrainSettings(
         epochs=args.epochs, seed=args.seed, threads=args.threads, goal_regularizer=args.goal_regularizer
     )
-    _, summary = train(data, out, settings, log_dir=out.parent / "tb")
+    try:
+        data = mw_data.load(args.data_dir)
+        if args.out is not None:
+            out = args.out
+            _, summary = train(data, out, settings, log_dir=out.parent / "tb")
+        else:
+            out = cache.model_path(data, args.goal_regularizer)
+            with cache.training_lock(out):  # a simulator training the same entry waits, then loads this one
+                _, summary = train(data, out, settings, log_dir=out.parent / "tb")
+    except (mw_data.DataError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(
         f"trained on split {summary['split']!r}; best epoch {summary['epoch']}; "
         f"test act F1 {summary['test']['act_f1']:.4f}, termination accuracy "

@@ -33,7 +33,13 @@ must be on a file system all nodes share (trials write their folders there).
 ``--engine processes`` runs the same trials without Ray, one child process per attempt on this machine, for
 a machine where Ray cannot be installed. The store, the trial folders, the retries (a killed child is
 restarted from ``last.pt``) and the skip-on-re-run behave as under Ray; each trial's log is its
-``trial.log``.
+``trial.log``, appended by every attempt and stamped with the attempt's number and pid. On Linux the children
+die with the driver, even a ``kill -9``-ed one.
+
+Nothing mixes: a driver holds ``SWEEP_DIR/sweep.lock`` (a second driver on the folder is refused, naming the
+first's pid), and an attempt holds its trial folder's ``run.lock`` from before its first write to its last, so
+a re-run's attempt waits for an earlier attempt still running there (a child orphaned on a platform without
+the parent-death signal, a Ray worker not yet reaped) instead of writing beside it.
 
 The package, one module per part, each importing only the ones above it:
 

@@ -9,7 +9,6 @@ import logging
 import shlex
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from envs.cli import ArgumentParser
@@ -18,6 +17,7 @@ from experiments.store import STORE_NAME, ResultStore
 from experiments.sweep.driver import ENGINES, run_sweep
 from experiments.sweep.spec import SpecError, load_spec
 from experiments.sweep.trial import LOG_FORMAT
+from vrb.errors import UsageError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,25 +59,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for trial in spec.trials():
             print(f"{'done' if trial.trial_id in done else 'todo'}  {trial.trial_id}")
         return 0
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    with open(
-        sweep_dir / "commands.log", "a"
-    ) as f:  # the results are committed with the commands behind them
-        command = shlex.join(
-            ["python", "-m", "experiments.sweep", *(argv if argv is not None else sys.argv[1:])]
-        )
-        f.write(f"{datetime.now(UTC).isoformat(timespec='seconds')}  {command}\n")
+    command = shlex.join(["python", "-m", "experiments.sweep", *(argv if argv is not None else sys.argv[1:])])
     try:
         outcome = run_sweep(
             spec,
             sweep_dir,
+            command=command,
             address=args.address,
             max_concurrent=args.max_concurrent,
             max_retries=args.max_retries,
             skip_failed=args.skip_failed,
             engine=args.engine,
         )
-    except DataError as exc:  # found while preparing the caches, before any trial starts
+    except (DataError, UsageError) as exc:  # found before any trial starts: bad data, a busy sweep folder
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(

@@ -1,22 +1,29 @@
 """The sweep's driver: which trials of a spec the store still lacks, the caches they share, the engine that runs
-them (each ended trial recorded by ``experiments.sweep.recorder.Recorder``)."""
+them (each ended trial recorded by ``experiments.sweep.recorder.Recorder``). One driver per sweep folder: it
+holds ``sweep.lock`` there while it runs, and a second driver on the same folder is refused, naming the first's
+pid (two drivers would run the same pending trials)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+from envs.fileio import LockHeld, hold_lock
 from experiments.store import ResultStore
 from experiments.sweep.processes import run_in_processes
 from experiments.sweep.ray_engine import run_on_ray
 from experiments.sweep.recorder import Recorder
 from experiments.sweep.spec import SweepSpec, Trial
+from vrb.errors import UsageError
 
 logger = logging.getLogger("experiments.sweep")
 
 ENGINES = ("ray", "processes")
+SWEEP_LOCK = "sweep.lock"
+COMMANDS_LOG = "commands.log"
 
 
 def warm_caches(trials: Sequence[Trial]) -> None:
@@ -49,13 +56,38 @@ def run_sweep(
     max_retries: int | None = None,
     skip_failed: bool = False,
     engine: str = "ray",
+    command: str | None = None,
 ) -> SweepOutcome:
-    """Run every trial of ``spec`` the store in ``sweep_dir`` does not have as finished."""
+    """Run every trial of ``spec`` the store in ``sweep_dir`` does not have as finished; ``command`` (the command
+    line) is appended to ``commands.log`` once the sweep folder is this driver's."""
     if engine not in ENGINES:
         raise ValueError(f"engine {engine!r}: expected one of {ENGINES}")
     if engine == "processes" and address:
         raise ValueError("--address names a Ray cluster; it needs --engine ray")
     sweep_dir = sweep_dir.resolve()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with hold_lock(sweep_dir / SWEEP_LOCK):
+            if command is not None:  # the results are committed with the commands behind them
+                with open(sweep_dir / COMMANDS_LOG, "a") as f:
+                    f.write(f"{datetime.now(UTC).isoformat(timespec='seconds')}  {command}\n")
+            return _run_sweep(spec, sweep_dir, address, max_concurrent, max_retries, skip_failed, engine)
+    except LockHeld as exc:
+        raise UsageError(
+            f"sweep folder {sweep_dir} is in use by {exc.holder or 'another driver'}: wait for that sweep "
+            "to end (a re-run then resumes what it left)"
+        ) from None
+
+
+def _run_sweep(
+    spec: SweepSpec,
+    sweep_dir: Path,
+    address: str | None,
+    max_concurrent: int | None,
+    max_retries: int | None,
+    skip_failed: bool,
+    engine: str,
+) -> SweepOutcome:
     store = ResultStore(sweep_dir)
     trials = spec.trials()
     done = store.finished_ids()

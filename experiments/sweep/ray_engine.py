@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from envs.fileio import dumps_json
 from experiments.sweep.spec import SweepSpec, Trial
-from experiments.sweep.trial import ERROR_FILE, start_worker_logging, train_and_evaluate, write_error
+from experiments.sweep.trial import (
+    ERROR_FILE,
+    hold_trial,
+    start_worker_logging,
+    train_and_evaluate,
+    write_error,
+)
 from vrb.algorithms import make_config
 
 if TYPE_CHECKING:
@@ -29,12 +35,13 @@ def run_trial(trial_config: Mapping[str, Any], table: Mapping[str, Mapping[str, 
     params = table[trial_config["trial_id"]]
     start_worker_logging()
     out = Path(params["out"])
-    try:
-        payload = train_and_evaluate(make_config(params["config"]), out, **params["evaluation"])
-    except Exception:
-        # Ray's own error file can still be unwritten when the driver hears of the failure; this one is not.
-        write_error(out)
-        raise
+    with hold_trial(out):  # the error file too is written while the attempt holds its folder
+        try:
+            payload = train_and_evaluate(make_config(params["config"]), out, **params["evaluation"])
+        except Exception:
+            # Ray's own error file can still be unwritten when the driver hears of the failure; this one is not.
+            write_error(out)
+            raise
     tune.report({"success": payload["metrics"]["success"], PAYLOAD_KEY: dumps_json(payload, indent=None)})
 
 

@@ -13,12 +13,21 @@ from typing import Any
 import yaml
 
 from vrb.algorithms import make_config
-from vrb.config import TrainConfig
+from vrb.config import Rule, TrainConfig, integer, number
 from vrb.errors import ConfigError
 
 SPEC_KEYS = ("name", "base", "grid", "evaluation", "trials")
 EVALUATION_DEFAULTS = {"dialogues": 1000, "first_seed": 0}
 TRIAL_DEFAULTS = {"max_retries": 2, "cpus": 1}
+# the rule of each setting of the evaluation and trials sections (vrb.config's rules, as for run fields)
+SECTION_RULES: dict[str, Rule] = {
+    "evaluation.dialogues": integer(1),
+    "evaluation.first_seed": integer(0),
+    "trials.max_retries": integer(0),
+    "trials.cpus": number(
+        0, strict=True
+    ),  # CPUs a trial reserves (Ray) or is given (processes); fractions ok
+}
 # how each axis is spelt in a trial id, in this order (other axes follow by name)
 AXIS_LABELS = {"algo": "", "simulator": "", "seed": "s", "ic": "ic", "user_noise": "noise"}
 
@@ -103,12 +112,6 @@ def load_spec(path: str | Path) -> SweepSpec:
                 raise SpecError(f"sweep config {path}: grid axis {name!r} has no values")
     evaluation = _section(path, raw, "evaluation", EVALUATION_DEFAULTS)
     trials = _section(path, raw, "trials", TRIAL_DEFAULTS)
-    if not isinstance(evaluation["dialogues"], int) or evaluation["dialogues"] < 1:
-        raise SpecError(
-            f"sweep config {path}: evaluation.dialogues = {evaluation['dialogues']!r}, expected >= 1"
-        )
-    if not isinstance(trials["max_retries"], int) or trials["max_retries"] < 0:
-        raise SpecError(f"sweep config {path}: trials.max_retries = {trials['max_retries']!r}, expected >= 0")
     spec = SweepSpec(
         name=str(raw.get("name") or path.stem),
         base=base,
@@ -128,7 +131,13 @@ def _section(path: Path, raw: Mapping[str, Any], key: str, defaults: Mapping[str
         raise SpecError(
             f"sweep config {path}: {key}.{unknown[0]} is unknown; expected some of {sorted(defaults)}"
         )
-    return {**defaults, **values}
+    values = {**defaults, **values}
+    for name, value in values.items():
+        try:
+            SECTION_RULES[f"{key}.{name}"](f"{key}.{name}", value)
+        except ConfigError as exc:
+            raise SpecError(f"sweep config {path}: {exc}") from None
+    return values
 
 
 def _trial_id(

@@ -1,5 +1,10 @@
 """One attempt of one trial, wherever it runs: train (resuming from ``last.pt``), evaluate ``best.pt``, and the
-payload (metrics and versions) that becomes the trial's row in the store."""
+payload (metrics and versions) that becomes the trial's row in the store.
+
+An attempt holds its trial folder's lock for its whole life (``hold_trial``: the lock of ``vrb.train``'s run
+folder, which the run inside takes again): an attempt whose folder an earlier attempt still uses (one whose
+driver was killed, say) waits for it to end instead of writing beside it. Each attempt appends a line to
+``attempts.jsonl`` and stamps the log with its number, pid and whether it resumed."""
 
 from __future__ import annotations
 
@@ -10,11 +15,13 @@ import shutil
 import socket
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from envs.fileio import atomic_write_text, dumps_json, write_json
+from envs.fileio import atomic_write_text, dumps_json, hold_lock, write_json
 from vrb.config import TrainConfig
 
 ERROR_FILE = "error.txt"  # the last attempt's traceback, written by the trial itself
@@ -22,6 +29,26 @@ ATTEMPTS_FILE = "attempts.jsonl"  # one line per attempt: pid, host, start time 
 EVALUATION_FILE = "evaluation.json"  # the summary and every dialogue of the evaluation of best.pt
 LOG_FILE = "trial.log"  # a child process's stdout and stderr under the processes engine (open while it runs)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+TRIAL_LOCK = "run.lock"  # vrb.train.RUN_LOCK (not imported here: vrb.train pulls in torch and TensorBoard)
+
+logger = logging.getLogger("experiments.sweep")
+
+
+@contextmanager
+def hold_trial(out: Path) -> Iterator[None]:
+    """Hold the trial folder's lock for the block, waiting while another process (an earlier attempt still
+    running) holds it; nested holds in one process are free."""
+    out.mkdir(parents=True, exist_ok=True)
+
+    def say(holder: str) -> None:
+        logger.warning(
+            "trial folder %s is in use by %s (an earlier attempt still running?); waiting for it to end",
+            out,
+            holder or "another process",
+        )
+
+    with hold_lock(out / TRIAL_LOCK, wait=True, on_wait=say):
+        yield
 
 
 def start_worker_logging() -> None:
@@ -39,6 +66,11 @@ def write_error(out: Path) -> None:
 def train_and_evaluate(
     cfg: TrainConfig, out: Path, *, dialogues: int, first_seed: int, engine: str = "ray"
 ) -> dict[str, Any]:
+    with hold_trial(out):
+        return _attempt(cfg, out, dialogues, first_seed, engine)
+
+
+def _attempt(cfg: TrainConfig, out: Path, dialogues: int, first_seed: int, engine: str) -> dict[str, Any]:
     import torch
 
     from envs.dialogue_env import DialogueEnv
@@ -48,12 +80,12 @@ def train_and_evaluate(
     from vrb.evaluate import ci95, load_agent
     from vrb.train import run
 
+    (out / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's; this one writes its own if it fails
     resume = (out / "last.pt").is_file()
-    if not resume and out.exists():  # a dead attempt that never reached an epoch: start clean, no mixed logs
+    if not resume:  # a dead attempt that never reached an epoch: start clean, no mixed logs
         for stale in out.iterdir():
-            if stale.name not in (ATTEMPTS_FILE, LOG_FILE):  # the log is this very attempt's output
+            if stale.name not in (ATTEMPTS_FILE, LOG_FILE, TRIAL_LOCK):  # the log is this attempt's output
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     attempt = {
         "pid": os.getpid(),
@@ -63,6 +95,15 @@ def train_and_evaluate(
     }
     with open(out / ATTEMPTS_FILE, "a") as f:
         f.write(dumps_json(attempt, indent=None) + "\n")
+    number = len((out / ATTEMPTS_FILE).read_text().splitlines())
+    logger.info(
+        "=== trial %s, attempt %d: pid %d on %s, %s ===",
+        out.name,
+        number,
+        attempt["pid"],
+        attempt["host"],
+        "resuming from last.pt" if resume else "from the start",
+    )
     record = run(cfg.replace(out_dir=out), out, resume)
 
     agent, _ = load_agent(out / "best.pt")
