@@ -30,4 +30,5 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_user.py
 	$(PY) benchmarks/bench_env.py
+	$(PY) benchmarks/bench_sampler.py
 	$(PY) benchmarks/bench_train.py

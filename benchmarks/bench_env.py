@@ -9,6 +9,9 @@ other jobs the CPU time is the truer cost of a step. Two system policies drive t
 * ``random``: 1-3 of the 209 acts a turn, drawn uniformly, through ``env.step`` (the RL path).
 * ``rule``: ConvLab-2's rule policy through ``env.step_acts``, sharing ``env.rng``; its own time is counted.
 
+Both drive the agenda user; the random policy also drives the VHUS user (``simulator: vhus``, the trained
+simulator from the cache, trained first if there is none). Torch runs single-threaded, as in a training run.
+
 Vector scaling uses the random policy in ``gymnasium.vector.AsyncVectorEnv`` (next-step autoreset: the step
 after a dialogue ends is its reset, counted as a step) and reports environment steps summed over workers.
 The profile is cProfile over single-process runs (which slows them); its table lists the functions with the largest
@@ -18,6 +21,8 @@ its first thousands of steps (a new train-time constraint costs milliseconds onc
 
     python benchmarks/bench_env.py                     # 20k steps a measurement, 1 and 2 workers
     python benchmarks/bench_env.py --workers 1,2,16    # on a machine with 16 cores
+
+The epoch sampler's own scaling (the learners' worker processes) is ``bench_sampler.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from envs.dialogue_env import DialogueEnv, build_world
 from envs.multiwoz import data as mw_data
@@ -46,7 +52,8 @@ from envs.multiwoz.vector import ACTION_DIM
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_env.json"
 CONVLAB2_STEPS_PER_S = 10.5  # ConvLab-2 on this 2-core machine, same path (issue 3)
-TARGET_STEPS_PER_S = 2000
+TARGET_STEPS_PER_S = 8000  # the random policy against the agenda user, one process (issue "Faster runs")
+VHUS_TARGET_STEPS_PER_S = 2500  # the same policy against VHUS
 RANDOM_POLICY_ACTS = (1, 3)
 PROFILE_ROWS = 15
 
@@ -103,8 +110,8 @@ def run_steps(
     }
 
 
-def bench_single(policy: str, steps: int, data_dir: str | None) -> dict:
-    env = DialogueEnv(data_dir=data_dir)
+def bench_single(policy: str, steps: int, data_dir: str | None, simulator: str = "agenda") -> dict:
+    env = DialogueEnv(simulator=simulator, data_dir=data_dir)
     warm_up = min(steps, 500)
     if policy == "random":
         step, on_reset = random_driver(0, warm_up + steps), (lambda: None)
@@ -113,6 +120,7 @@ def bench_single(policy: str, steps: int, data_dir: str | None) -> dict:
     run_steps(env, step, on_reset, warm_up, first_seed=10**6)  # warm caches (memoised queries)
     result = run_steps(env, step, on_reset, steps, first_seed=0)
     return {
+        "simulator": simulator,
         "policy": policy,
         **result,
         "speedup_vs_convlab2": round(result["steps_per_s"] / CONVLAB2_STEPS_PER_S),
@@ -194,12 +202,13 @@ def profile(policy: str, steps: int, data_dir: str | None) -> dict:
 
 def format_tables(results: dict) -> str:
     lines = [
-        f"{'policy':<8} {'steps':>7} {'steps/s':>9} {'µs/step':>8} {'steps/CPU-s':>11} {'CPU µs/step':>11} "
-        f"{'rounds':>6} {'× ConvLab-2':>11}"
+        f"{'user':<7}{'policy':<8} {'steps':>7} {'steps/s':>9} {'µs/step':>8} {'steps/CPU-s':>11} "
+        f"{'CPU µs/step':>11} {'rounds':>6} {'× ConvLab-2':>11}"
     ]
     for row in results["single_process"]:
         lines.append(
-            f"{row['policy']:<8} {row['steps']:>7} {row['steps_per_s']:>9.0f} {row['us_per_step']:>8.0f} "
+            f"{row['simulator']:<7}{row['policy']:<8} {row['steps']:>7} {row['steps_per_s']:>9.0f} "
+            f"{row['us_per_step']:>8.0f} "
             f"{row['steps_per_cpu_s']:>11.0f} {row['cpu_us_per_step']:>11.0f} "
             f"{row['mean_rounds']:>6.2f} {row['speedup_vs_convlab2']:>11}"
         )
@@ -244,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile-steps", type=int, default=5000, help="steps per profiled run (0: no profile)"
     )
+    parser.add_argument("--vhus-steps", type=int, default=10000, help="steps against VHUS (0: none)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON results")
     parser.add_argument("--data-dir", default=None, help="MultiWOZ data folder (default: resolved as usual)")
     args = parser.parse_args(argv)
@@ -255,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     random.seed(0)  # nothing should draw from the global stream; a fixed seed keeps any accident reproducible
+    torch.set_num_threads(1)  # as in a training run (torch_threads=1)
     results: dict[str, Any] = {
         "python": sys.version.split()[0],
         "gymnasium": gym.__version__,
@@ -263,7 +274,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "convlab2_steps_per_s": CONVLAB2_STEPS_PER_S,
         "target_steps_per_s": TARGET_STEPS_PER_S,
-        "single_process": [bench_single(policy, args.steps, args.data_dir) for policy in ("random", "rule")],
+        "vhus_target_steps_per_s": VHUS_TARGET_STEPS_PER_S,
+        "single_process": [
+            *(bench_single(policy, args.steps, args.data_dir) for policy in ("random", "rule")),
+            *(
+                [bench_single("random", args.vhus_steps, args.data_dir, simulator="vhus")]
+                if args.vhus_steps
+                else []
+            ),
+        ],
         "async_vector_env": [bench_vector(n, args.steps, args.data_dir) for n in args.workers],
         "profile": (
             [profile(policy, args.profile_steps, args.data_dir) for policy in ("random", "rule")]

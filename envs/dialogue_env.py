@@ -227,8 +227,12 @@ class DialogueEnv(gym.Env[np.ndarray, np.ndarray]):
 
 
 def _copy_belief(belief_state: dict) -> dict:
-    """Two-level copy: the tracker keeps mutating its own dicts after the step returns."""
-    return {
-        domain: {part: dict(slots) if isinstance(slots, dict) else slots for part, slots in parts.items()}
-        for domain, parts in belief_state.items()
-    }
+    """Two-level copy: the tracker keeps mutating its own dicts after the step returns. (Plain loops: nested
+    comprehensions cost a function call each, which showed in the step's profile.)"""
+    copied = {}
+    for domain, parts in belief_state.items():
+        parts_copy = {}
+        for part, slots in parts.items():
+            parts_copy[part] = dict(slots) if isinstance(slots, dict) else slots
+        copied[domain] = parts_copy
+    return copied

@@ -225,6 +225,12 @@ class TrainConfig(Validated):
     epochs: int = param(200, integer(1), "learning epochs after the warm start")
     steps_per_epoch: int = param(1024, integer(1), "environment steps sampled each epoch")
     num_envs: int = param(8, integer(1), "dialogues stepped side by side while sampling")
+    workers: int = param(
+        0,
+        integer(0),
+        "processes sampling the PPO family's epochs, this one included (0: min(CPUs, num_envs, 8); 1: this "
+        "process only); the samples do not depend on it",
+    )
     gamma: float = param(0.99, number(0, 1), "discount of the task's rewards")
     env_reward: str = param(
         "user", choice(*ENV_REWARDS), "the env's reward: user (+80/-40/-1), evaluator (farmable), none"

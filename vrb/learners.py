@@ -30,7 +30,7 @@ from vrb.mle import act_scores, behaviour_cloning_from_options
 from vrb.policy import MultiLabelPolicy, ValueNet
 from vrb.ppo import PPO, RolloutBuffer
 from vrb.reward import make_estimator, pretrain_estimator
-from vrb.sampling import EpochSampler, collect, epoch_seeds
+from vrb.sampling import EpochSampler, epoch_seeds
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class PolicyLearner:
             self.policy, self.value, options, cfg.gamma, ctx.generator, self.expert_sampler
         )
         self.agent = NeuralAgent(self.policy, options.decoder, options.empty_fallback, cfg.seed)
-        self.sampler = EpochSampler(cfg)
+        self.sampler = EpochSampler(cfg, parallel=True)  # self.act: a copy of the policy per worker
         self.buffer = self.sampler.buffer
 
     def start(self) -> dict[str, Any]:
@@ -213,7 +213,7 @@ class LearnedRewardPolicy(PolicyLearner):
 
             def sample_start_policy() -> Any:
                 seeds = epoch_seeds(self.ctx.cfg.seed, -next(rounds), self.ctx.cfg.num_envs)
-                collect(self.sampler.vec_env, self.act, self.buffer, seeds, self.ctx.generator)
+                self.sampler.collect(self.act, seeds, self.ctx.generator)
                 return self.buffer.transitions()
 
             history = pretrain_estimator(self.estimator, self.expert_sampler, sample_start_policy, epochs)

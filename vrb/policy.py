@@ -53,9 +53,15 @@ def _sample(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Te
 
 
 def _expected(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """1 for the acts in the first ``count`` places of the descending order. (Written into those places by a
+    scatter: the same as ``(order.argsort(-1) < count)``, since a permutation's argsort is its inverse, for half
+    the time: the sort dominates a rollout step's decoding.)"""
     count = torch.sigmoid(logits).sum(-1).round().clamp(min=1).long()
-    ranks = logits.argsort(-1, descending=True).argsort(-1)
-    return (ranks < count.unsqueeze(-1)).float()
+    order = logits.argsort(-1, descending=True)
+    chosen = torch.arange(logits.shape[-1], device=logits.device) < count.unsqueeze(-1)
+    return torch.zeros(logits.shape, dtype=torch.float32, device=logits.device).scatter_(
+        -1, order, chosen.float()
+    )
 
 
 DECODERS = {"greedy": _greedy, "sample": _sample, "expected": _expected}

@@ -1,94 +1,43 @@
-"""Rollouts: a vector of dialogue environments stepped by a multi-label policy into a RolloutBuffer.
+"""Rollouts: a vector of dialogue environments stepped by a multi-label policy into a RolloutBuffer, in this
+process or shared out to worker processes.
 
 Every epoch starts fresh dialogues whose seeds derive from (run seed, epoch), so an epoch's data depends only on
-the policy and those numbers: a resumed run samples exactly what the uninterrupted one would have.
+the policy, the run's generator and those numbers: a resumed run samples exactly what the uninterrupted one
+would have.
+
+Worker processes (``TrainConfig.workers``) share an epoch out: ``vrb.workers`` says how, and why the
+samples are the same whatever their number.
 """
 
 from __future__ import annotations
 
+import pickle
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from envs.dialogue_env import DialogueEnv
 from envs.multiwoz.evaluator import DialogueMetrics
 from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
 from vrb.config import TrainConfig
+from vrb.dialogue_vector import ActFn, DialogueVector, VectorStep, make_vector_env
 from vrb.ppo import RolloutBuffer
+from vrb.workers import SamplerError, WorkerPool, env_blocks, fill_buffer, sample_share, worker_count
 
-# states, generator -> (0/1 actions [n, 209], their log-probabilities [n]): a policy's decoded act
-ActFn = Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+__all__ = [
+    "ActFn",
+    "DialogueVector",
+    "EpisodeLog",
+    "EpochSampler",
+    "SamplerError",
+    "VectorStep",
+    "collect",
+    "epoch_seeds",
+    "make_vector_env",
+]
+
 SEED_STRIDE = 1_000_003  # dialogue-seed blocks of different (run, epoch) pairs never overlap in practice
-
-
-@dataclass
-class VectorStep:
-    """One step of every dialogue in a ``DialogueVector``, as arrays."""
-
-    observations: np.ndarray  # [n, 340]: the next state, or the first state of the next dialogue
-    next_states: np.ndarray  # [n, 340]: the true s' (a finished dialogue's final state)
-    rewards: np.ndarray  # [n] the env's reward (its reward mode)
-    eval_rewards: np.ndarray  # [n] the evaluator's per-turn reward, whatever the mode (for logging)
-    terminated: np.ndarray  # [n] bool
-    truncated: np.ndarray  # [n] bool
-    finished: dict[int, DialogueMetrics]  # env index -> metrics of the dialogue that ended in this step
-
-
-class DialogueVector:
-    """``num_envs`` dialogues stepped in one process. A dialogue that ends restarts in the same step (the next
-    dialogue seed drawn from that environment's own generator, as Gymnasium's same-step autoreset does); its
-    final state and metrics come back in the ``VectorStep``. Unlike ``gymnasium.vector.SyncVectorEnv`` it
-    merges no per-step ``info`` dicts, which cost a fifth of the sampling time."""
-
-    def __init__(self, envs: list[DialogueEnv]):
-        self.envs = envs
-        self.num_envs = len(envs)
-
-    def reset(self, seeds: list[int]) -> np.ndarray:
-        return np.stack([env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds, strict=True)])
-
-    def step(self, actions: np.ndarray) -> VectorStep:
-        n = self.num_envs
-        observations = np.empty((n, self.envs[0].observation_space.n), dtype=np.int8)
-        next_states = np.empty_like(observations)
-        rewards, eval_rewards = np.zeros(n), np.zeros(n)
-        terminated, truncated = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-        finished = {}
-        for i, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
-            observation, rewards[i], terminated[i], truncated[i], info = env.step(action)
-            eval_rewards[i] = info["eval_reward"]
-            next_states[i] = observation
-            if terminated[i] or truncated[i]:
-                finished[i] = info["metrics"]
-                observation, _ = env.reset()
-            observations[i] = observation
-        return VectorStep(observations, next_states, rewards, eval_rewards, terminated, truncated, finished)
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
-
-
-def make_vector_env(
-    simulator: str,
-    num_envs: int,
-    *,
-    reward_mode: str,
-    data_dir: str | None = None,
-    user_noise: float = 0.0,
-) -> DialogueVector:
-    """``num_envs`` dialogue environments that restart a dialogue in the step that ends one."""
-    return DialogueVector(
-        [
-            DialogueEnv(
-                simulator=simulator, reward_mode=reward_mode, data_dir=data_dir, user_noise=user_noise
-            )
-            for _ in range(num_envs)
-        ]
-    )
 
 
 def epoch_seeds(run_seed: int, epoch: int, num_envs: int) -> list[int]:
@@ -148,9 +97,15 @@ def collect(
 
 class EpochSampler:
     """A run's dialogues and its epoch buffer: each epoch fills the buffer with fresh dialogues seeded by
-    (run seed, epoch), stepped by the learner's ``act``."""
+    (run seed, epoch), stepped by the learner's ``act``.
 
-    def __init__(self, cfg: TrainConfig):
+    ``parallel``: a multi-label policy's ``act`` (picklable, row-wise; ``vrb.workers``' rule) may be
+    shared out to ``worker_count(cfg)`` processes; otherwise, or with one worker, sampling stays in this process.
+    Worker processes start at the first collection and stop at ``close`` (or when this process exits). When a
+    worker fails, its error is raised and the sampler goes on in this process (the same samples, one process).
+    """
+
+    def __init__(self, cfg: TrainConfig, parallel: bool = False):
         self.cfg = cfg
         self.vec_env = make_vector_env(
             cfg.simulator,
@@ -160,16 +115,56 @@ class EpochSampler:
             user_noise=cfg.user_noise,
         )
         self.buffer = RolloutBuffer(cfg.steps_per_env, cfg.num_envs, STATE_DIM, ACTION_DIM, cfg.device)
+        self.workers = worker_count(cfg) if parallel else 1
+        blocks = env_blocks(cfg.num_envs, self.workers)
+        self.own, self.other_blocks = blocks[0], blocks[1:]  # this process steps the first block
+        self.own_envs = DialogueVector(self.vec_env.envs[slice(*self.own)])
+        self.pool: WorkerPool | None = None  # started by the first collection
+
+    def collect(self, act: ActFn, seeds: list[int], generator: torch.Generator) -> EpisodeLog:
+        """Fresh dialogues from ``seeds`` (one per environment) into ``buffer``, acting by ``act``."""
+        if self.workers == 1:
+            return collect(self.vec_env, act, self.buffer, seeds, generator)
+        buffer, num_envs, steps = self.buffer, self.cfg.num_envs, self.buffer.num_steps
+        try:
+            if self.pool is None:
+                self.pool = WorkerPool(self.cfg, self.other_blocks)
+            self.pool.wait_ready()
+            self.pool.send(pickle.dumps(act), seeds, num_envs, steps, generator.get_state())
+            own_seeds = seeds[slice(*self.own)]
+            shares = [sample_share(self.own_envs, act, own_seeds, self.own[0], num_envs, steps, generator)]
+            shares += self.pool.receive()
+        except BaseException:
+            self.close_workers()
+            self.workers = 1
+            raise
+        buffer.reset()
+        finished = []
+        for share, (start, _) in zip(shares, [self.own, *self.other_blocks], strict=True):
+            if not torch.equal(share.generator_state, shares[0].generator_state):
+                raise SamplerError(
+                    "sampling workers' generators disagree after the epoch: the act function draws "
+                    "depending on its rows' values, which workers cannot reproduce (use workers=1)"
+                )
+            fill_buffer(buffer, share, start)
+            finished += share.finished
+        buffer.step = buffer.num_steps
+        finished.sort(key=lambda item: item[:2])
+        return EpisodeLog([item[2] for item in finished], [item[3] for item in finished])
 
     def sample(
         self, act: ActFn, epoch: int, generator: torch.Generator
     ) -> tuple[EpisodeLog, dict[str, float]]:
         """The epoch's dialogues into ``buffer``; their log and the ``perf/`` sampling rate."""
         started = time.perf_counter()
-        log = collect(
-            self.vec_env, act, self.buffer, epoch_seeds(self.cfg.seed, epoch, self.cfg.num_envs), generator
-        )
+        log = self.collect(act, epoch_seeds(self.cfg.seed, epoch, self.cfg.num_envs), generator)
         return log, {"sampling_steps_per_s": self.cfg.steps_per_epoch / (time.perf_counter() - started)}
 
+    def close_workers(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
     def close(self) -> None:
+        self.close_workers()
         self.vec_env.close()

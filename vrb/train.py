@@ -240,6 +240,7 @@ FLAGS = {  # command-line flag -> config field (None: the field's default)
     "epochs": "epochs",
     "steps_per_epoch": "steps_per_epoch",
     "num_envs": "num_envs",
+    "workers": "workers",
     "ic": "ic",
     "data_dir": "data_dir",
 }
@@ -261,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="learning epochs (default: 200)")
     parser.add_argument("--steps-per-epoch", type=int, help="environment steps per epoch (default: 1024)")
     parser.add_argument("--num-envs", type=int, help="dialogues stepped side by side (default: 8)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="sampling processes, this one included (default: 0 = min(CPUs, num_envs, 8)); samples do not change",
+    )
     parser.add_argument("--ic", type=float, help="VRB's information bound I_c (default: 0.5)")
     parser.add_argument(
         "--data-dir", help="data folder (default: $VRB_DATA_DIR, ../shared/multiwoz, the cache)"

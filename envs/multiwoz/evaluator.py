@@ -387,9 +387,30 @@ class Evaluator:
         matched, mismatched = self._final_goal_counts(rng)
         return matched / (matched + mismatched) if matched + mismatched else 1
 
+    def _rates(self, domains: Iterable[str]) -> tuple[float | None, float | None]:
+        """``book_rate(domains)`` and the inform recall of ``inform_f1`` over ``domains``, without the false
+        positives (which only precision reads): what success is decided on, every turn."""
+        goal, informed = self.goal, self._informed
+        scores = []
+        tp = fn = 0
+        for domain in domains:
+            domain_goal = goal.get(domain)
+            if domain_goal is None:  # no book score, nothing requested
+                continue
+            score = self._domain_book_score(domain)
+            if score is not None:
+                scores.append(score)
+            told = informed[domain]
+            for slot in domain_goal.get("reqt", {}):
+                if slot in told:
+                    tp += 1
+                else:
+                    fn += 1
+        return (sum(scores) / len(scores) if scores else None), (tp / (tp + fn) if tp + fn else None)
+
     def task_success(self, rng: random.Random | None = None) -> int:
         """ConvLab-2's success. ``rng`` feeds the taxi look-up (needed when the goal has a taxi domain)."""
-        if not succeeded(self.book_rate(), self.inform_f1()[1]):
+        if not succeeded(*self._rates(EVAL_DOMAINS)):
             if "taxi" in self.goal:  # ConvLab-2 ran the database check regardless: keep the stream in step
                 self.db.query("taxi", (), rng=rng)
             return 0
@@ -399,9 +420,7 @@ class Evaluator:
         """Success restricted to one domain (no database check); None when the goal lacks the domain."""
         if domain not in self.goal:
             return None
-        tp, _, fn = self.inform_counts((domain,))
-        recall = tp / (tp + fn) if tp + fn else None
-        return int(succeeded(self.book_rate((domain,)), recall))
+        return int(succeeded(*self._rates((domain,))))
 
     def reward(self, rng: random.Random | None = None) -> int:
         """The per-turn evaluator reward after a user turn."""

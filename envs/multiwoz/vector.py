@@ -181,7 +181,9 @@ class Vectoriser:
         )
         for domain, slots in BELIEF_GROUPS:
             semi = belief_state[domain]["semi"]
-            nz.extend(index for slot, index in slots if semi.get(slot))
+            for slot, index in slots:
+                if semi.get(slot):
+                    nz.append(index)
         for i, key in enumerate(DB_KEYS):
             parts = belief_state[key]
             if parts["book"]["booked"]:

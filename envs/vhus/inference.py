@@ -3,17 +3,31 @@
 The environment asks for one user turn at a time, with batch size one, where a framework's per-call
 overhead dominates; this path precomputes each GRU's input projection per token and runs the same
 arithmetic as ``VHUS`` (``tests/test_vhus.py`` checks it against the batched torch decoding).
+
+Encodings of token sequences are cached in prefix trees: the goal encoder's state after each goal-token prefix
+and the system encoder's state after each system-token prefix (with the dialogue GRU's projection of a whole
+system turn). A GRU step is a function of the previous state and the token alone, so a cached state is exactly
+the state the steps would compute again: the cache saves time and changes no number. Goal and system token
+sequences are built from slot names, not values (``envs.vhus.corpus``), so they share long prefixes and a few
+thousand nodes cover most turns; a tree that outgrows ``PREFIX_CACHE_LIMIT`` nodes starts afresh. The
+environments of a process that load the same trained model share one engine (``FastVHUS.shared``), caches
+included.
 """
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from envs.vhus.corpus import EOS, PAD, SOS
 from envs.vhus.model import VHUS
+
+PREFIX_CACHE_LIMIT = 30_000  # nodes per prefix tree (a node: a state vector, a projection at most)
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
@@ -24,14 +38,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-@dataclass
 class GRUWeights:
     """A one-layer GRU with its input already projected (per token, or per call for vector inputs)."""
 
-    w_ih: np.ndarray  # [3H, D]
-    b_ih: np.ndarray  # [3H]
-    w_hh: np.ndarray  # [3H, H]
-    b_hh: np.ndarray  # [3H]
+    def __init__(self, w_ih: np.ndarray, b_ih: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray):
+        self.w_ih = w_ih  # [3H, D]
+        self.b_ih = b_ih  # [3H]
+        self.w_hh = w_hh  # [3H, H]
+        self.b_hh = b_hh  # [3H]
+        self.size = w_hh.shape[1]
+        self._ones = np.ones(2 * self.size, dtype=np.float32)  # array operands: faster than a scalar 1.0
 
     @classmethod
     def of(cls, rnn: torch.nn.GRU) -> GRUWeights:
@@ -44,18 +60,69 @@ class GRUWeights:
         return _array(embedding.weight) @ self.w_ih.T + self.b_ih
 
     def step(self, projected: np.ndarray, hidden: np.ndarray) -> np.ndarray:
-        """torch.nn.GRU's update (gates in r, z, n order) for an already projected input."""
-        size = hidden.shape[-1]
-        recurrent = self.w_hh @ hidden + self.b_hh
-        reset = _sigmoid(projected[:size] + recurrent[:size])
-        update = _sigmoid(projected[size : 2 * size] + recurrent[size : 2 * size])
-        new = np.tanh(projected[2 * size :] + reset * recurrent[2 * size :])
-        return (1.0 - update) * new + update * hidden
+        """torch.nn.GRU's update (gates in r, z, n order) for an already projected input; a new array.
+
+        Element for element the arithmetic of ``r = sigmoid(x_r + h_r)``, ``z = sigmoid(x_z + h_z)``,
+        ``n = tanh(x_n + r * h_n)``, ``(1 - z) * n + z * hidden`` (with ``h = w_hh @ hidden + b_hh``), written
+        with fewer temporaries: r and z in one pass, results in place.
+        """
+        size, ones = self.size, self._ones
+        recurrent = self.w_hh @ hidden
+        recurrent += self.b_hh
+        gates = projected[: 2 * size] + recurrent[: 2 * size]
+        np.negative(gates, out=gates)
+        np.exp(gates, out=gates)
+        gates += ones
+        np.divide(ones, gates, out=gates)
+        new = gates[:size] * recurrent[2 * size :]
+        new += projected[2 * size :]
+        np.tanh(new, out=new)
+        update = gates[size:]
+        out = ones[:size] - update
+        out *= new
+        update *= hidden
+        out += update
+        return out
+
+
+class _Prefix:
+    """A node of a prefix tree: the GRU state after a token prefix, and the prefixes one token longer."""
+
+    __slots__ = ("state", "children", "projected")
+
+    def __init__(self, state: np.ndarray):
+        self.state = state
+        self.children: dict[int, _Prefix] = {}
+        self.projected: np.ndarray | None = None  # system turns: the dialogue GRU's input projection of state
+
+
+class PrefixEncoder:
+    """A GRU encoder over token sequences (from a zero state) whose every prefix's state is cached."""
+
+    def __init__(self, rnn: GRUWeights, table: np.ndarray):
+        self.rnn, self.table = rnn, table
+        self.nodes = 0
+        self.root = _Prefix(np.zeros(rnn.size, dtype=np.float32))
+
+    def path(self, tokens: list[int]) -> list[_Prefix]:
+        """The nodes of ``tokens``' prefixes, shortest first (encoding the ones not seen yet)."""
+        if self.nodes + len(tokens) > PREFIX_CACHE_LIMIT:
+            self.nodes = 0
+            self.root = _Prefix(self.root.state)
+        node, nodes = self.root, []
+        for token in tokens:
+            child = node.children.get(token)
+            if child is None:
+                child = node.children[token] = _Prefix(self.rnn.step(self.table[token], node.state))
+                self.nodes += 1
+            nodes.append(child)
+            node = child
+        return nodes
 
 
 @dataclass
 class Session:
-    """One dialogue's state between user turns."""
+    """One dialogue's state between user turns (its arrays are never written in place: caches share them)."""
 
     goal_outputs: np.ndarray  # [G, H]
     goal_slot_mask: np.ndarray  # [G]
@@ -66,12 +133,30 @@ class Session:
 class FastVHUS:
     """``start`` a dialogue, then ``respond`` to each system turn (token ids in, user token ids out)."""
 
+    _shared: ClassVar[weakref.WeakValueDictionary[str, FastVHUS]] = weakref.WeakValueDictionary()
+
+    @classmethod
+    def shared(cls, model: VHUS) -> FastVHUS:
+        """The engine of a model with these weights, made once per process while some user holds it."""
+        digest = hashlib.sha256(repr(model.config).encode())
+        for name, tensor in model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        key = digest.hexdigest()
+        engine = cls._shared.get(key)
+        if engine is None:
+            engine = cls._shared[key] = cls(model)
+        return engine
+
     def __init__(self, model: VHUS):
         model = model.eval()
         self.model = model
         self.config = model.config
+        goal_rnn = GRUWeights.of(model.goal_encoder.rnn)
+        self.goal_encoder = PrefixEncoder(goal_rnn, goal_rnn.token_table(model.goal_encoder.embedding))
         self.sys_rnn = GRUWeights.of(model.sys_encoder.rnn)
         self.sys_table = self.sys_rnn.token_table(model.sys_encoder.embedding)
+        self.sys_encoder = PrefixEncoder(self.sys_rnn, self.sys_table)
         self.context_rnn = GRUWeights.of(model.context_encoder)
         self.decoder_rnn = GRUWeights.of(model.decoder)
         self.usr_table = self.decoder_rnn.token_table(model.usr_embedding)
@@ -90,34 +175,39 @@ class FastVHUS:
             linear["gate"] = (_array(model.goal_gate.weight)[0], _array(model.goal_gate.bias))
             linear["summary"] = (_array(model.goal_summary.weight), _array(model.goal_summary.bias))
         self.linear = linear
+        (self._mu_w, self._mu_b), (self._merge_w, self._merge_b) = linear["mu"], linear["merge"]
+        (self._term_w, self._term_b), (self._term_out_w, self._term_out_b) = (
+            linear["term_hidden"],
+            linear["term_out"],
+        )
 
     def _apply(self, name: str, x: np.ndarray) -> np.ndarray:
         weight, bias = self.linear[name]
         return weight @ x + bias
 
     def start(self, goal_ids: list[int], goal_slot_mask: list[float]) -> Session:
-        with torch.no_grad():
-            goal = torch.tensor([goal_ids or [PAD]], dtype=torch.long)
-            outputs, state = self.model.goal_encoder(goal, torch.tensor([goal.size(1)]))
+        """A dialogue with this goal: the goal encoder's outputs, its last state as the first dialogue state."""
+        nodes = self.goal_encoder.path(goal_ids or [PAD])
+        outputs = np.stack([node.state for node in nodes])
         mask = np.asarray(goal_slot_mask or [0.0], dtype=np.float32)
-        return Session(_array(outputs[0]), mask, _array(state[0]), np.ones_like(mask))
+        return Session(outputs, mask, nodes[-1].state, np.ones_like(mask))
 
     def respond(
         self, session: Session, system_ids: list[int], *, rng: np.random.Generator | None = None
     ) -> tuple[list[int], bool]:
         """(user token ids without <SOS>/<EOS>, whether the user ends the dialogue); greedy with the latent at
         its mean, or sampled (latent and tokens) from ``rng``. Updates ``session``."""
-        sentence = np.zeros_like(session.context)
-        for token in system_ids or [PAD]:
-            sentence = self.sys_rnn.step(self.sys_table[token], sentence)
+        sentence = self.sys_encoder.path(system_ids or [PAD])[-1]
+        if sentence.projected is None:
+            sentence.projected = self.context_rnn.w_ih @ sentence.state + self.context_rnn.b_ih
         previous = session.context
-        context = self.context_rnn.step(self.context_rnn.w_ih @ sentence + self.context_rnn.b_ih, previous)
-        z = self._apply("mu", previous)
+        context = self.context_rnn.step(sentence.projected, previous)
+        z = self._mu_w @ previous + self._mu_b
         if rng is not None:
             z = z + rng.standard_normal(z.shape, dtype=np.float32) * np.exp(
                 0.5 * self._apply("logvar", previous)
             )
-        hidden = self._apply("merge", np.concatenate([context, z]))
+        hidden = self._merge_w @ np.concatenate([context, z]) + self._merge_b
         if self.config.goal_regularizer:
             weights = session.remaining * session.goal_slot_mask
             summary = weights @ session.goal_outputs / max(float(session.goal_slot_mask.sum()), 1.0)
@@ -129,15 +219,20 @@ class FastVHUS:
             )
             session.remaining = session.remaining * gates
         tokens = self._decode(hidden, rng)
-        terminate = self._apply("term_out", np.maximum(self._apply("term_hidden", context), 0.0))
+        terminate = (
+            self._term_out_w @ np.maximum(self._term_w @ context + self._term_b, 0.0) + self._term_out_b
+        )
         session.context = context
         return tokens, bool(terminate[0] >= 0.0)
 
     def _decode(self, hidden: np.ndarray, rng: np.random.Generator | None) -> list[int]:
+        step_rnn, table = self.decoder_rnn.step, self.usr_table
+        out_weight, out_bias = self.linear["out"]
         token, tokens = SOS, []
         for step in range(self.config.max_user_tokens):
-            hidden = self.decoder_rnn.step(self.usr_table[token], hidden)
-            logits = self._apply("out", hidden)
+            hidden = step_rnn(table[token], hidden)
+            logits = out_weight @ hidden
+            logits += out_bias
             if step == 0:  # a turn is never empty (as in ConvLab-2)
                 logits[EOS] = -np.inf
             if rng is None:

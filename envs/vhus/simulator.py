@@ -67,7 +67,7 @@ class VHUSUser(GoalScoredUser):
 
     def __init__(self, model: VHUS, vocabs: Vocabs, value_set: Mapping[str, Any], *, sample: bool = False):
         self.model = model.eval()
-        self.engine = FastVHUS(model)
+        self.engine = FastVHUS.shared(model)  # one per model and process: its caches are shared
         self.vocabs = vocabs
         self.normalize = ValueNormalizer(value_set)
         self.sample = sample

@@ -69,7 +69,7 @@ class SweepSpec:
             for values in itertools.product(*(block[name] for name in names)):
                 axes = dict(zip(names, values, strict=True))
                 try:
-                    config = make_config({**self.base, **axes})
+                    config = make_config({"workers": max(1, int(self.cpus)), **self.base, **axes})
                 except (TypeError, ValueError, ConfigError) as exc:
                     raise SpecError(f"sweep {self.name!r}, grid point {axes}: {exc}") from exc
                 explicit = {*self.base, *axes}

@@ -1,0 +1,288 @@
+"""Sampling worker processes: an epoch's environments shared out in blocks, one message each way per epoch.
+
+**Workers** (``TrainConfig.workers``; the PPO family's learners, ``EpochSampler(cfg, parallel=True)``): the
+``num_envs`` dialogues of an epoch are split into ``workers`` contiguous blocks of environments (as even as
+they go, the first blocks one larger: ``env_blocks``). This process steps the first block; each other block
+belongs to a child process started once (multiprocessing's ``spawn`` context, single-threaded torch, the run's
+``flush_denormal``), which owns its environments. Per epoch a child receives one message (the pickled ``act``,
+i.e. a copy of the policy with its decoder, its block's dialogue seeds, the generator's state) and sends one
+back (its block's arrays, finished dialogues and the generator's final state); nothing crosses between
+processes per step. With ``workers`` = 1 nothing is started and the epoch runs in this process (``collect``).
+
+**Determinism rule**: an epoch's buffer and ``EpisodeLog`` are the same whatever the worker count.
+
+* Environment ``i`` always starts the epoch's dialogue seed ``i`` (``epoch_seeds``), and a dialogue that ends
+  restarts from that environment's own generator, so an environment's dialogues depend on its seed and on the
+  acts it is sent, never on the other environments or on which process steps it.
+* The acts come from ``act(states, generator)`` on the whole ``[num_envs, 340]`` batch, as in one process:
+  every process evaluates the full batch at every step, its own environments' states in their rows and zeros
+  elsewhere, with its own copy of the run's generator (started from the same state), and keeps its rows.
+  So every process makes exactly the draws the single process makes (e.g. ``decoder=sample``'s one Bernoulli
+  per act of every row, in row order) and each row sees the numbers it would see there; and a network's rows
+  are computed from the same batch shape. This needs an ``act`` whose row ``i`` depends only on row ``i`` of
+  the states and whose draws depend only on the batch's shape — true of ``MultiLabelPolicy.act`` with every
+  decoder. After the epoch every copy of the generator is in the same state, which the run's generator takes
+  (a mismatch raises).
+* Finished dialogues are logged in the order one process meets them: by step, then by environment index.
+
+The cost is the policy's forward pass on ``num_envs`` rows in every process at every step (for 8 rows, small
+beside the environments' steps). Workers sample on the CPU; a run on a CUDA device samples in this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import pickle
+import time
+import traceback
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from envs.multiwoz.evaluator import DialogueMetrics
+from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
+from vrb.config import TrainConfig
+from vrb.dialogue_vector import ActFn, DialogueVector, make_vector_env
+from vrb.ppo import RolloutBuffer
+
+MAX_AUTO_WORKERS = 8  # workers = 0 takes min(CPUs, num_envs, this)
+# A child's libraries start single-threaded: each worker is one core's worth of work (numpy's BLAS, used by
+# VHUS, otherwise threads every matrix-vector product and crawls on a busy machine).
+WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+WORKER_JOIN_S = 10.0  # how long close() waits for a worker to exit before terminating it
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (its affinity where the platform says, else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(cfg: TrainConfig) -> int:
+    """Processes that sample (this one included): ``workers``, 0 meaning min(CPUs, num_envs, 8); never more
+    than ``num_envs``; 1 on a CUDA device (workers sample on the CPU)."""
+    if cfg.device != "cpu":
+        return 1
+    wanted = cfg.workers or min(cpu_count(), MAX_AUTO_WORKERS)
+    return max(1, min(wanted, cfg.num_envs))
+
+
+def env_blocks(num_envs: int, workers: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each worker's environments: contiguous, in order, sizes differing by at most one."""
+    size, extra = divmod(num_envs, workers)
+    blocks, start = [], 0
+    for w in range(workers):
+        stop = start + size + (w < extra)
+        blocks.append((start, stop))
+        start = stop
+    return blocks
+
+
+@dataclass
+class Share:
+    """One block of environments' part of an epoch, as arrays (what a worker sends back)."""
+
+    states: np.ndarray  # [T, k, 340] int8
+    actions: np.ndarray  # [T, k, 209] int8
+    next_states: np.ndarray  # [T, k, 340] int8
+    log_probs: np.ndarray  # [T, k] float32
+    rewards: np.ndarray  # [T, k] float64 (the env's rewards, as the one-process path has them)
+    terminated: np.ndarray  # [T, k] bool
+    truncated: np.ndarray  # [T, k] bool
+    finished: list[tuple[int, int, DialogueMetrics, float]]  # (step, env index, metrics, evaluator return)
+    generator_state: torch.Tensor  # the generator after the epoch
+
+
+def sample_share(
+    vec_env: DialogueVector,
+    act: ActFn,
+    seeds: Sequence[int],
+    start: int,
+    num_envs: int,
+    steps: int,
+    generator: torch.Generator,
+) -> Share:
+    """``steps`` steps of the environments ``start .. start + len(seeds)`` of a ``num_envs`` vector (the module
+    docstring's rule: ``act`` sees the full batch, these rows filled)."""
+    k = vec_env.num_envs
+    rows = slice(start, start + k)
+    states = np.empty((steps, k, STATE_DIM), dtype=np.int8)
+    actions = np.empty((steps, k, ACTION_DIM), dtype=np.int8)
+    next_states = np.empty_like(states)
+    log_probs = np.empty((steps, k), dtype=np.float32)
+    rewards = np.empty((steps, k))
+    terminated = np.empty((steps, k), dtype=bool)
+    truncated = np.empty((steps, k), dtype=bool)
+    finished = []
+    batch = torch.zeros(num_envs, STATE_DIM)
+    observations = vec_env.reset(list(seeds))
+    running_return = np.zeros(k)
+    for t in range(steps):
+        states[t] = observations
+        batch[rows] = torch.from_numpy(observations)
+        decoded, log_prob = act(batch, generator)
+        actions[t] = decoded[rows].to(torch.int8).numpy()
+        log_probs[t] = log_prob[rows].numpy()
+        step = vec_env.step(actions[t])
+        next_states[t], rewards[t] = step.next_states, step.rewards
+        terminated[t], truncated[t] = step.terminated, step.truncated
+        running_return += step.eval_rewards
+        for i, metrics in step.finished.items():
+            finished.append((t, start + i, metrics, float(running_return[i])))
+            running_return[i] = 0.0
+        observations = step.observations
+    return Share(
+        states,
+        actions,
+        next_states,
+        log_probs,
+        rewards,
+        terminated,
+        truncated,
+        finished,
+        generator.get_state(),
+    )
+
+
+def _worker_main(conn: Any, spec: dict[str, Any]) -> None:
+    """A worker's loop: its environments, then one ``collect`` request after another until ``close`` or the
+    parent's end of the pipe closes (the parent exited or died)."""
+    try:
+        torch.set_num_threads(1)
+        torch.set_flush_denormal(spec["flush_denormal"])
+        vec_env = make_vector_env(
+            spec["simulator"],
+            spec["num_envs"],
+            reward_mode=spec["reward_mode"],
+            data_dir=spec["data_dir"],
+            user_noise=spec["user_noise"],
+        )
+        conn.send_bytes(pickle.dumps(("ready", None)))
+    except BaseException:
+        conn.send_bytes(pickle.dumps(("error", traceback.format_exc())))
+        return
+    generator = torch.Generator()
+    while True:
+        try:
+            message = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError, KeyboardInterrupt):
+            break
+        if message[0] == "close":
+            break
+        try:
+            _, act_bytes, seeds, start, num_envs, steps, generator_state = message
+            generator.set_state(generator_state)
+            share = sample_share(vec_env, pickle.loads(act_bytes), seeds, start, num_envs, steps, generator)
+            reply = pickle.dumps(("ok", share), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            reply = pickle.dumps(("error", traceback.format_exc()))
+        try:
+            conn.send_bytes(reply)
+        except (BrokenPipeError, OSError):
+            break
+    vec_env.close()
+
+
+class SamplerError(RuntimeError):
+    """A sampling worker failed or died."""
+
+
+def _stop_workers(processes: list[Any], connections: list[Any]) -> None:
+    for conn in connections:
+        with contextlib.suppress(BrokenPipeError, OSError):  # a worker that died has closed its end
+            conn.send_bytes(pickle.dumps(("close",)))
+    deadline = time.monotonic() + WORKER_JOIN_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.terminate()
+            process.join(1.0)
+    for conn in connections:
+        conn.close()
+
+
+class WorkerPool:
+    """The child processes of a parallel ``EpochSampler``: block ``i + 1`` of ``env_blocks`` each."""
+
+    def __init__(self, cfg: TrainConfig, blocks: list[tuple[int, int]]):
+        self.blocks = blocks
+        context = multiprocessing.get_context("spawn")
+        self.processes: list[Any] = []
+        self.connections: list[Any] = []
+        saved = {name: os.environ.get(name) for name in WORKER_ENVIRONMENT}
+        os.environ.update({k: v for k, v in WORKER_ENVIRONMENT.items() if not saved[k]})
+        try:
+            for index, (start, stop) in enumerate(blocks, start=1):
+                parent_end, child_end = context.Pipe()
+                spec = {
+                    "simulator": cfg.simulator,
+                    "num_envs": stop - start,
+                    "reward_mode": cfg.env_reward,
+                    "data_dir": None if cfg.data_dir is None else str(cfg.data_dir),
+                    "user_noise": cfg.user_noise,
+                    "flush_denormal": cfg.flush_denormal,
+                }
+                process = context.Process(
+                    target=_worker_main, args=(child_end, spec), name=f"vrb-sampler-{index}", daemon=True
+                )
+                process.start()
+                child_end.close()
+                self.processes.append(process)
+                self.connections.append(parent_end)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        # stopped when the pool is garbage-collected or the interpreter exits, if close() was not called
+        self._finalizer = weakref.finalize(self, _stop_workers, self.processes, self.connections)
+        self._ready = False
+
+    def _receive(self, index: int) -> Any:
+        try:
+            kind, payload = pickle.loads(self.connections[index].recv_bytes())
+        except (EOFError, OSError) as exc:
+            process = self.processes[index]
+            process.join(1.0)
+            raise SamplerError(f"sampling worker {process.name} died (exit code {process.exitcode})") from exc
+        if kind == "error":
+            raise SamplerError(f"sampling worker {self.processes[index].name} failed:\n{payload}")
+        return payload
+
+    def wait_ready(self) -> None:
+        if not self._ready:
+            for index in range(len(self.processes)):
+                self._receive(index)
+            self._ready = True
+
+    def send(
+        self, act_bytes: bytes, seeds: list[int], num_envs: int, steps: int, state: torch.Tensor
+    ) -> None:
+        for conn, process, (start, stop) in zip(self.connections, self.processes, self.blocks, strict=True):
+            message = ("collect", act_bytes, seeds[start:stop], start, num_envs, steps, state)
+            try:
+                conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+            except (BrokenPipeError, OSError) as exc:
+                raise SamplerError(f"sampling worker {process.name} is gone ({exc})") from exc
+
+    def receive(self) -> list[Share]:
+        return [self._receive(index) for index in range(len(self.processes))]
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def fill_buffer(buffer: RolloutBuffer, share: Share, start: int) -> None:
+    rows = slice(start, start + share.states.shape[1])
+    for name in ("states", "actions", "next_states", "log_probs", "rewards", "terminated", "truncated"):
+        target = getattr(buffer, name)
+        target[:, rows] = torch.as_tensor(getattr(share, name)).to(target.dtype)
