@@ -63,6 +63,9 @@ DEFINITIONS = {  # paper-table column -> metric key, per definition
 }
 
 
+CHECKPOINT_PREFIXES = {"best": "", "last": "last_"}  # metric-key prefix of each evaluated checkpoint
+
+
 @dataclass
 class Cell:
     key: dict[str, Any]
@@ -136,9 +139,11 @@ def format_mean_ci(mean: float, ci: float, scale: float = 1.0, digits: int = 3) 
 # -- tables -------------------------------------------------------------------------------------------------
 
 
-def paper_table(cells: Sequence[Cell], definition: str = "papers") -> str:
-    """Markdown: one row per algorithm (and I_c), turns / match / inform / success per simulator, noise 0."""
-    columns = DEFINITIONS[definition]
+def paper_table(cells: Sequence[Cell], definition: str = "papers", checkpoint: str = "best") -> str:
+    """Markdown: one row per algorithm (and I_c), turns / match / inform / success per simulator, noise 0;
+    of each trial's ``best.pt`` or ``last.pt`` (``checkpoint``)."""
+    prefix = CHECKPOINT_PREFIXES[checkpoint]
+    columns = {name: prefix + metric for name, metric in DEFINITIONS[definition].items()}
     clean = [cell for cell in cells if cell.key["user_noise"] == 0.0]
     simulators = [s for s in SIMULATORS if any(c.key["simulator"] == s for c in clean)]
     rows: dict[str, dict[str, Cell]] = {}
@@ -246,11 +251,17 @@ def write_report(sweep_dir: Path, out: Path | None = None, definition: str = "pa
         f"Metric definitions: {definition} ({metric}). Values are mean ± 95% Student-t interval over seeds; "
         "n is the number of seeds. Code versions: " + ", ".join(versions or ["none"]) + ".",
         "",
-        "## Paper table (no user noise; match, inform F1 and success in %)",
+        "## Paper table, best.pt (no user noise; match, inform F1 and success in %)",
         "",
         f"{CI_CAPTION}.",
         "",
         paper_table(cells, definition),
+        "",
+        "## Paper table, last.pt (the policy each run ended with; same dialogues)",
+        "",
+        f"{CI_CAPTION}.",
+        "",
+        paper_table(cells, definition, "last"),
         "",
         f"## Every cell: {metric}",
         "",

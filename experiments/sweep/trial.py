@@ -29,6 +29,7 @@ ATTEMPTS_FILE = "attempts.jsonl"  # one line per attempt: pid, host, start time 
 EVALUATION_FILE = "evaluation.json"  # the summary and every dialogue of the evaluation of best.pt
 LOG_FILE = "trial.log"  # a child process's stdout and stderr under the processes engine (open while it runs)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LAST_PREFIX = "last_"  # metrics of last.pt: last_paper_success, ...
 TRIAL_LOCK = "run.lock"  # vrb.train.RUN_LOCK (not imported here: vrb.train pulls in torch and TensorBoard)
 
 logger = logging.getLogger("experiments.sweep")
@@ -106,12 +107,17 @@ def _attempt(cfg: TrainConfig, out: Path, dialogues: int, first_seed: int, engin
     )
     record = run(cfg.replace(out_dir=out), out, resume)
 
-    agent, _ = load_agent(out / "best.pt")
     env = DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir, user_noise=cfg.user_noise)
-    result = run_dialogues(agent, env, range(first_seed, first_seed + dialogues))
+    seeds = range(first_seed, first_seed + dialogues)
+    result = run_dialogues(load_agent(out / "best.pt")[0], env, seeds)
     metrics = dict(result.summary)
     for key in ("success", "paper_success"):  # over the dialogues of this one seed, not over seeds
         metrics[f"{key}_ci95"] = ci95([d[key] for d in result.dialogues])
+    if (
+        out / "last.pt"
+    ).is_file():  # the policy the run ended with, on the same dialogues (no collapse hidden)
+        last = run_dialogues(load_agent(out / "last.pt")[0], env, seeds)
+        metrics |= {f"{LAST_PREFIX}{key}": value for key, value in last.summary.items()}
     metrics |= {
         "best_epoch": record.get("best", {}).get("epoch"),
         "best_validation_success": record.get("best", {}).get("success"),
