@@ -38,7 +38,7 @@ import pickle
 import time
 import traceback
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,10 +52,26 @@ from vrb.dialogue_vector import ActFn, DialogueVector, make_vector_env
 from vrb.ppo import RolloutBuffer
 
 MAX_AUTO_WORKERS = 8  # workers = 0 takes min(CPUs, num_envs, this)
-# A child's libraries start single-threaded: each worker is one core's worth of work (numpy's BLAS, used by
-# VHUS, otherwise threads every matrix-vector product and crawls on a busy machine).
-WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# The variables that size a child's BLAS and OpenMP thread pools: read once, when the child imports numpy/torch.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 WORKER_JOIN_S = 10.0  # how long close() waits for a worker to exit before terminating it
+
+
+@contextlib.contextmanager
+def limited_threads(threads: int) -> Iterator[None]:
+    """Processes started inside the block size their BLAS/OpenMP pools to ``threads`` (variables the user set
+    are kept). Without it a child's numpy (VHUS's matrix-vector products) threads over every core and many such
+    children crawl on a busy machine."""
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: str(threads) for name in THREAD_VARIABLES if not saved[name]})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def cpu_count() -> int:
@@ -217,9 +233,7 @@ class WorkerPool:
         context = multiprocessing.get_context("spawn")
         self.processes: list[Any] = []
         self.connections: list[Any] = []
-        saved = {name: os.environ.get(name) for name in WORKER_ENVIRONMENT}
-        os.environ.update({k: v for k, v in WORKER_ENVIRONMENT.items() if not saved[k]})
-        try:
+        with limited_threads(1):  # a worker is one core's worth of work
             for index, (start, stop) in enumerate(blocks, start=1):
                 parent_end, child_end = context.Pipe()
                 spec = {
@@ -237,12 +251,6 @@ class WorkerPool:
                 child_end.close()
                 self.processes.append(process)
                 self.connections.append(parent_end)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
         # stopped when the pool is garbage-collected or the interpreter exits, if close() was not called
         self._finalizer = weakref.finalize(self, _stop_workers, self.processes, self.connections)
         self._ready = False

@@ -38,6 +38,7 @@ from experiments.sweep.trial import (
     write_error,
 )
 from vrb.algorithms import make_config
+from vrb.workers import limited_threads
 
 if TYPE_CHECKING:
     from experiments.sweep.recorder import Recorder
@@ -107,7 +108,8 @@ def run_in_processes(
                     target=run_trial_process, args=(params, os.getpid()), name=trial.trial_id
                 )
                 started = time.time()
-                child.start()
+                with limited_threads(max(1, int(spec.cpus))):  # a trial's BLAS threads: its share of the CPUs
+                    child.start()
                 running[child.sentinel] = (child, trial, out, started)
             for sentinel in multiprocessing.connection.wait(list(running)):
                 child, trial, out, started = running.pop(sentinel)
