@@ -28,6 +28,7 @@ from envs.cli import ArgumentParser
 from envs.fileio import atomic_write_text
 from experiments import cross, frontier, report
 from experiments.store import ResultStore
+from vrb.config import SIMULATORS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
@@ -49,11 +50,44 @@ def learning_table() -> str:
     return frontier.table(sorted(rows, key=key))
 
 
+REFERENCE_ROWS = {  # the table's rows that train nothing: one run each, file per simulator
+    "rule policy": {"agenda": "rule-agenda.json", "vhus": "rule-vhus.json"},
+    "human (corpus test split)": {"agenda": "human-test.json"},
+}
+
+
+def reference_row(label: str, files: dict[str, str], simulators: list[str]) -> str:
+    """One run scored once: value [95% bootstrap interval over its dialogues]."""
+    entries = []
+    for simulator in simulators:
+        if simulator not in files:
+            entries += ["—"] * len(report.DEFINITIONS["papers"])
+            continue
+        scored = json.loads((RESULTS / "paper_table" / "reference" / files[simulator]).read_text())
+        for name, metric in report.DEFINITIONS["papers"].items():
+            scale, digits = (1.0, 2) if name == "turns" else (100.0, 1)
+            low, high = scored["intervals"][metric]
+            value = scored["summary"][metric]
+            entries.append(
+                f"{value * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+            )
+    return "| " + " | ".join([label, *entries, "1 run"]) + " |"
+
+
 def paper_table() -> str:
+    """best.pt, then last.pt; the rule policy and the corpus below the learners."""
     store = ResultStore.open_existing(RESULTS / "paper_table")
     cells = report.build_cells(store.finished().values())
-    return "Match, inform F1 and success in %; n = seeds on agenda/VHUS.\n\n" + report.paper_table(
-        cells, "papers"
+    simulators = [s for s in SIMULATORS if any(c.key["simulator"] == s for c in cells)]
+    best = report.paper_table(cells, "papers")
+    references = [reference_row(label, files, simulators) for label, files in REFERENCE_ROWS.items()]
+    return (
+        "Match, inform F1 and success in %; n = seeds on agenda/VHUS; learners: mean ± 95% Student-t "
+        "interval over seeds; rule and human: one run, [95% bootstrap interval over its 1000 dialogues].\n\n"
+        "**best.pt** (the epoch with the best validation success)\n\n"
+        + "\n".join([best, *references])
+        + "\n\n**last.pt** (the policy each run ended with; MLE keeps one checkpoint)\n\n"
+        + report.paper_table(cells, "papers", "last")
     )
 
 
@@ -79,16 +113,51 @@ def cross_table() -> str:
     return cross.table(runs, ("agenda", "vhus")).rstrip()
 
 
+def _bench(name: str) -> dict:
+    return json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
+
+
 def benchmarks_table() -> str:
-    path = ROOT / "benchmarks" / "results" / "bench_train.json"
-    bench = json.loads(path.read_text())
-    best, final = bench["best_validation"], bench["final_validation"]
-    return (
-        "| run | wall clock | best validation success / inform F1 | final |\n|---|---|---|---|\n"
-        f"| {bench['what']} | {bench['minutes']:.2f} min | {best['paper_success']:.3f} / "
-        f"{best['paper_inform_f1']:.3f} (epoch {best['epoch'] + 1}) | {final['paper_success']:.3f} / "
-        f"{final['paper_inform_f1']:.3f} |"
+    """Speeds against issue 14's targets: the env's step, the sampler's workers, the default run."""
+    env, sampler, train = _bench("bench_env"), _bench("bench_sampler"), _bench("bench_train")
+    big = _bench("bench_sampler_16core")
+    rows = {(r["simulator"], r["policy"]): r for r in env["single_process"]}
+    lines = ["| measurement | measured | target |", "|---|---:|---:|"]
+    for (simulator, policy), target in (
+        (("agenda", "random"), f"≥ {env['target_steps_per_s']:,}"),
+        (("agenda", "rule"), "—"),
+        (("vhus", "random"), f"≥ {env['vhus_target_steps_per_s']:,}"),
+    ):
+        row = rows[(simulator, policy)]
+        lines.append(
+            f"| one process, {simulator} user, {policy} policy: steps/s ({env['cpu_count']} cores) | "
+            f"{row['steps_per_s']:,.0f} | {target} |"
+        )
+    for bench, where in ((sampler, "this 2-core machine"), (big, "the 16-core lent machine")):
+        for run in bench["runs"]:
+            if run["workers"] == 1 or run.get("oversubscribed"):
+                continue
+            paired = {p["workers"]: p["speedup"] for p in bench.get("paired", [])}.get(run["workers"])
+            target = {2: "≥ 1.7×", 16: "≥ 12×"}.get(run["workers"], "—")
+            both = f"{run['speedup']:.2f}×" + (f" (paired {paired:.2f}×)" if paired else "")
+            lines.append(f"| sampler, {run['workers']} workers against 1, {where} | {both} | {target} |")
+    one = train["one_worker"]
+    lines.append(
+        f"| `make train` (200 epochs, defaults: {train['workers']} workers), this 2-core machine | "
+        f"{train['minutes']:.2f} min | ≤ 3 min |"
     )
+    lines.append(
+        f"| the same run with `--workers 1` | {one['minutes']:.2f} min"
+        f"{' (same results)' if one['same_results'] else ' (RESULTS DIFFER)'} | — |"
+    )
+    best, final = train["best_validation"], train["final_validation"]
+    lines += [
+        "",
+        f"The timed run's validation: best (epoch {best['epoch'] + 1}) success {best['paper_success']:.3f}, "
+        f"inform F1 {best['paper_inform_f1']:.3f}; final success {final['paper_success']:.3f}, inform F1 "
+        f"{final['paper_inform_f1']:.3f}.",
+    ]
+    return "\n".join(lines)
 
 
 SECTIONS: dict[str, Callable[[], str]] = {

@@ -63,6 +63,14 @@ DEFINITIONS = {  # paper-table column -> metric key, per definition
 }
 
 
+AXIS_NAMES = {"ic": "I_c", "alpha_phi": "α_φ", "phi0": "φ₀"}  # how a grid axis is named in a row label
+AXIS_WORDS = {  # grid values that read better as words
+    "env_reward": {
+        "none": "learned reward only",
+        "user": "learned + user reward",
+        "evaluator": "learned + evaluator reward",
+    },
+}
 CHECKPOINT_PREFIXES = {"best": "", "last": "last_"}  # metric-key prefix of each evaluated checkpoint
 
 
@@ -73,13 +81,14 @@ class Cell:
 
     @property
     def label(self) -> str:
+        """The algorithm and, in words, the grid values that set its cell apart (a trial's axes only)."""
         parts = [str(self.key["algo"])]
-        parts += [
-            f"{name}={value}"
-            for name, value in self.key.items()
-            if name not in ("algo", "simulator", "user_noise") and value is not None
-        ]
-        return " ".join(parts)
+        for name, value in self.key.items():
+            if name in ("algo", "simulator", "user_noise") or value is None:
+                continue
+            words = AXIS_WORDS.get(name, {})
+            parts.append(words.get(value, f"{AXIS_NAMES.get(name, name)} {value}"))
+        return parts[0] + (f" ({', '.join(parts[1:])})" if parts[1:] else "")
 
     def values(self, metric: str) -> list[float]:
         return [float(t.metrics[metric]) for t in self.trials if t.metrics.get(metric) is not None]
@@ -100,7 +109,7 @@ def _cell_key(record: TrialRecord, extra_axes: Sequence[str]) -> dict[str, Any]:
     key["user_noise"] = float(key["user_noise"] or 0.0)
     if key["algo"] not in IC_ALGOS:
         key["ic"] = None
-    key |= {name: record.axes.get(name, config.get(name)) for name in extra_axes}
+    key |= {name: record.axes.get(name) for name in extra_axes}  # None: not an axis of this trial's block
     return key
 
 
