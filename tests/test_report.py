@@ -113,7 +113,7 @@ def test_report_files(sweep_dir):
     agenda = f"100.0 ± 0.0 | 50.0 ± 0.0 | 90.0 ± {100 * half_width(0.1):.1f}"  # 24.8
     vhus = "100.0 ± 0.0 | 50.0 ± 0.0 | 30.0 ± 0.0"
     assert "Mean ± 95% Student-t interval over seeds" in text
-    assert f"| vrb ic=0.5 | {turns} | {agenda} | {turns} | {vhus} | 3/3 |" in text
+    assert f"| vrb (I_c 0.5) | {turns} | {agenda} | {turns} | {vhus} | 3/3 |" in text
     assert "| ppo | " in text and " | — | — | — | — | 3/0 |" in text
     assert f"| vrb | agenda | 0.2 | 0.5 | 3 | 0.600 ± {half_width(0.1):.3f} |" in text  # 0.248
     assert "`ppo-vhus-s0-noise0.0` after 1 attempt(s): RuntimeError: out of memory" in text
@@ -143,3 +143,29 @@ def test_learning_curve_reads_event_files(sweep_dir):
 def test_cli_on_a_folder_without_store(tmp_path, capsys):
     assert report.main([str(tmp_path)]) == 2
     assert "a sweep folder written by experiments.sweep" in capsys.readouterr().err
+
+
+def test_labels_in_words_and_the_last_checkpoint_table():
+    """A grid axis only some trials have labels their rows in words; the last.pt table reads last_* metrics."""
+    records = []
+    for seed in range(2):
+        for env_reward, last_success in (("user", 0.6), ("none", 0.2)):
+            record = _record("vrb", "agenda", 0.0, seed, 0.9)
+            axes = dict(record.axes) | ({"env_reward": env_reward} if env_reward == "none" else {})
+            metrics = dict(record.metrics) | {f"last_{k}": v for k, v in record.metrics.items()}
+            metrics["last_paper_success"] = last_success
+            records.append(
+                TrialRecord(
+                    **{
+                        **record.__dict__,
+                        "trial_id": f"{env_reward}-{seed}",
+                        "axes": axes,
+                        "metrics": metrics,
+                    }
+                )
+            )
+    cells = report.build_cells(records)
+    assert [cell.label for cell in cells] == ["vrb (I_c 0.5, learned reward only)", "vrb (I_c 0.5)"]
+    last = report.paper_table(cells, checkpoint="last")
+    assert "| vrb (I_c 0.5, learned reward only) |" in last and "| 20.0 ± 0.0 | 2 |" in last
+    assert "| 60.0 ± 0.0 | 2 |" in last and "90.0" not in last

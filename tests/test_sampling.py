@@ -142,3 +142,14 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_children_started_in_limited_threads_get_that_many_blas_threads(monkeypatch):
+    from vrb.workers import THREAD_VARIABLES, limited_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "5")  # the user's setting is kept
+    with limited_threads(3):
+        assert os.environ["OMP_NUM_THREADS"] == "3" and os.environ["MKL_NUM_THREADS"] == "5"
+    assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "5"
+    assert "OPENBLAS_NUM_THREADS" in THREAD_VARIABLES

@@ -15,6 +15,7 @@ import pytest
 from experiments import plots, report, sweep
 from experiments.store import ResultStore
 from vrb.algorithms import make_config
+from vrb.workers import worker_count
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "experiments" / "configs"
@@ -41,6 +42,17 @@ def test_shipped_configs_expand():
     assert {(t.config.options.ic, t.config.user_noise) for t in robust if t.config.algo == "vrb"} == {
         (ic, p) for ic in (0.1, 0.2, 0.5, 1.0) for p in (0.0, 0.1, 0.2, 0.3)
     }
+
+
+def test_trials_sample_with_their_cpus_and_the_rest_config_completes_the_paper_table(tmp_path):
+    paper = {t.trial_id: t for t in sweep.load_spec(CONFIGS / "paper_table.yaml").trials()}
+    assert {t.config.workers for t in paper.values()} == {1}  # trials.cpus: 1
+    rest = sweep.load_spec(CONFIGS / "paper_table_rest.yaml").trials()
+    assert rest and all(t.trial_id in paper for t in rest)  # the same trial ids: the same store
+    text = (CONFIGS / "smoke.yaml").read_text().replace("cpus: 1", "cpus: 3")
+    smoke = _spec(tmp_path, text).trials()
+    assert {t.config.workers for t in smoke} == {3}
+    assert {worker_count(t.config) for t in smoke} == {2}  # never more than num_envs (2 in smoke.yaml)
 
 
 def test_trial_ids_follow_the_config(tmp_path):
