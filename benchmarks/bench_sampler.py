@@ -77,7 +77,8 @@ def two_process_speedup(n: int = 5_000_000) -> float:
     return round(2 * alone / together, 2)
 
 
-def bench(workers: int, num_envs: int, steps_per_epoch: int, epochs: int, simulator: str) -> dict:
+def make_sampler(workers: int, num_envs: int, steps_per_epoch: int, simulator: str) -> EpochSampler:
+    """A PPO learner's sampler (parallel) with this many workers."""
     cfg = make_config(
         algo="ppo",
         simulator=simulator,
@@ -86,9 +87,13 @@ def bench(workers: int, num_envs: int, steps_per_epoch: int, epochs: int, simula
         workers=workers,
         seed=0,
     )
+    return EpochSampler(cfg, parallel=True)
+
+
+def bench(workers: int, num_envs: int, steps_per_epoch: int, epochs: int, simulator: str) -> dict:
     act, generator = policy_act(), torch.Generator().manual_seed(0)
     started = time.perf_counter()
-    sampler = EpochSampler(cfg, parallel=True)
+    sampler = make_sampler(workers, num_envs, steps_per_epoch, simulator)
     try:
         sampler.sample(act, 0, generator)  # warm-up: the workers' start and their first epoch
         warm_up = time.perf_counter() - started
@@ -123,15 +128,7 @@ def paired_speedup(workers: int, num_envs: int, steps_per_epoch: int, epochs: in
     samplers, act, times = {}, policy_act(), {1: 0.0, workers: 0.0}
     try:
         for n in (1, workers):
-            cfg = make_config(
-                algo="ppo",
-                simulator=simulator,
-                num_envs=num_envs,
-                steps_per_epoch=steps_per_epoch,
-                workers=n,
-                seed=0,
-            )
-            samplers[n] = EpochSampler(cfg, parallel=True)
+            samplers[n] = make_sampler(n, num_envs, steps_per_epoch, simulator)
             samplers[n].sample(act, 0, torch.Generator())  # the workers' start
         for epoch in range(1, epochs + 1):
             for n in (1, workers) if epoch % 2 else (workers, 1):
