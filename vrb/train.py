@@ -23,6 +23,7 @@ settings (any field but ``RESUME_MAY_CHANGE``) or other data is refused, naming 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import shutil
@@ -329,7 +330,8 @@ def parse_config(argv: Sequence[str] | None) -> tuple[TrainConfig, Path, bool] |
     args = build_parser().parse_args(argv)
     cfg = algorithms.make_config(config_values(args))
     if args.show_config:
-        print(show_config(cfg))
+        with contextlib.suppress(BrokenPipeError):  # | head closed the pipe: nothing more to say
+            print(show_config(cfg), flush=True)
         return None
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a run folder")
