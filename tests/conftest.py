@@ -1,6 +1,9 @@
 """Fixtures shared across the suite: the data folder, the database, the vectoriser, the golden traces, and
 single-threaded torch (results must not depend on how many cores the machine has)."""
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -39,3 +42,9 @@ def trace_paths():
     if not paths:
         pytest.fail(f"no golden traces in {traces_dir()} (set VRB_TRACES_DIR or place ../shared/traces)")
     return paths
+
+
+@pytest.fixture
+def data_copy(mwdata, tmp_path) -> Path:
+    """A private, writable copy of the data folder, safe to damage."""
+    return Path(shutil.copytree(mwdata.root, tmp_path / "multiwoz"))

@@ -1,6 +1,5 @@
-"""Dialogue metrics and the per-turn evaluator reward, as ConvLab-2's ``MultiWozEvaluator`` computes them.
-
-Two families of numbers come out of one ``Evaluator``:
+"""Dialogue metrics and the per-turn evaluator reward, as ConvLab-2's ``MultiWozEvaluator`` computes them. Two
+families of numbers come out of one ``Evaluator``:
 
 ConvLab-2 (``DialogueMetrics`` fields without the ``paper_`` prefix):
   * book rate: for each goal domain with a booking and constraints, the share of its ``info`` constraints the
@@ -24,9 +23,8 @@ GDPL / VRB papers (``paper_*``; computed by GDPL's ``metrics.py`` / ``ppo.py eva
   * turns: user turns including the closing one (GDPL counts ``t + 2`` after ``t + 1`` system actions), i.e.
     ``rounds``; ConvLab-2's analyser reports twice that (``turns``).
 
-The evaluator holds the user's goal by reference: the agenda user writes the values the system informs into
-``reqt``, and the final database check reads them. Taxi look-ups inside ``final_goal_analyze`` draw a random taxi
-from the ``rng`` passed in, exactly as ConvLab-2 drew from the global ``random``; the draw never changes a result.
+The evaluator holds the user's goal by reference (the agenda user writes informed values into ``reqt``; the final
+check reads them). Taxi look-ups draw from the ``rng`` passed in, as ConvLab-2 drew from the global ``random``.
 """
 
 from __future__ import annotations
@@ -388,11 +386,8 @@ class Evaluator:
         return matched / (matched + mismatched) if matched + mismatched else 1
 
     def _rates(self, domains: Iterable[str]) -> tuple[float | None, float | None]:
-        """``book_rate(domains)`` and the inform recall of ``inform_f1`` over ``domains``, without the false
-        positives (which only precision reads): what success is decided on, every turn."""
-        goal, informed = self.goal, self._informed
-        scores = []
-        tp = fn = 0
+        """``book_rate`` and ``inform_f1``'s recall over ``domains`` in one pass: what success reads every turn."""
+        goal, informed, scores, tp, fn = self.goal, self._informed, [], 0, 0
         for domain in domains:
             domain_goal = goal.get(domain)
             if domain_goal is None:  # no book score, nothing requested
