@@ -16,8 +16,7 @@ ConvLab-2 (``DialogueMetrics`` fields without the ``paper_`` prefix):
   * reward per user turn: +40 if the task is successful so far, else +5 if the current domain is, else -1.
 
 GDPL / VRB papers (``paper_*``; computed by GDPL's ``metrics.py`` / ``ppo.py evaluate``):
-  * success: book rate 1 and inform recall 1 with the same None rules, no final database check, whether or not
-    the user ended the dialogue.
+  * success: book rate 1 and inform recall 1 (same None rules), no database check, whoever ended the dialogue.
   * match: the per-domain book scores of all dialogues pooled, then averaged (domains, not dialogues, weigh).
   * inform precision/recall/F1: true/false positives and false negatives summed over all dialogues first.
   * turns: user turns including the closing one (GDPL counts ``t + 2`` after ``t + 1`` system actions), i.e.
