@@ -1,9 +1,8 @@
-"""Fault injection, inputs and rules (issue 16: nothing lost, nothing mixed): each test first produces the fault — a training cut
-short, a damaged cache or data file, a second process on a folder, a killed driver or writer, a hostile or
-ill-typed checkpoint, a bad setting — then asserts the outcome: the damage is refused in one line naming the
-file or field (exit code 2 on a command line), or rebuilt, or cleaned, and nothing of two processes mixes.
-
-Caches and data folders that a test damages are private copies (``tmp_path``); the shared caches are only read.
+"""Fault injection, inputs and rules (issue 16): damaged data files and SHA256SUMS, ill-typed or hostile
+checkpoints, resumes with other settings, bad run and sweep settings, killed writers' temporary files. Each test
+produces the fault first, then asserts that it ends in one line naming the file or field (exit code 2 on a command
+line) or is cleaned, and that a failed run leaves no half-made folder. Data folders a test damages are private
+copies (``data_copy``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""Fault injection, caches and processes (issue 16: nothing lost, nothing mixed): each test first produces the fault — a training cut
-short, a damaged cache or data file, a second process on a folder, a killed driver or writer, a hostile or
-ill-typed checkpoint, a bad setting — then asserts the outcome: the damage is refused in one line naming the
-file or field (exit code 2 on a command line), or rebuilt, or cleaned, and nothing of two processes mixes.
-
-Caches and data folders that a test damages are private copies (``tmp_path``); the shared caches are only read.
+"""Fault injection, caches and processes (issue 16: nothing lost, nothing mixed): a VHUS training cut short or a
+damaged cached model, a second process on a run or sweep folder, a killed driver, a trial retried. Each test
+produces the fault first, then asserts the outcome: nothing partial is used as complete, a damaged cache is
+rebuilt, a second process is refused in one line or waits, nothing of two processes mixes, no log is lost. The
+caches a test damages are private copies (``tmp_path``); the shared caches are only read.
 """
 
 from __future__ import annotations
