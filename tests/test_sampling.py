@@ -42,7 +42,7 @@ def sample_epochs(workers: int, decoder: str, epochs=(0, 1), **fields):
     return results
 
 
-@pytest.mark.parametrize("decoder", ["expected", "sample"])
+@pytest.mark.parametrize("decoder", ["expected", "sample", "greedy"])
 def test_an_epoch_is_the_same_whatever_the_worker_count(decoder):
     one = sample_epochs(1, decoder)
     assert sum(len(log.metrics) for _, log, _ in one) > 0  # dialogues ended: the log is compared too

@@ -11,8 +11,9 @@ import torch
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz.evaluator import DialogueMetrics
 
-# states, generator -> (0/1 actions [n, 209], their log-probabilities [n]): a policy's decoded act
-ActFn = Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+# states, generator -> (0/1 actions [n, 209], their log-probabilities [n]): a policy's decoded act. Sampling
+# workers call it with ``rows=slice(...)`` as well, for those rows' acts only (``MultiLabelPolicy.act``).
+ActFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass

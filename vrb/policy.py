@@ -44,18 +44,24 @@ def bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
     return (F.softplus(logits) - torch.sigmoid(logits) * logits).sum(-1)
 
 
-def _greedy(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return (logits > 0).float()
+# A decoder: (logits of the whole batch, generator, the rows wanted) -> multi-hot actions of those rows. A
+# decoder that draws random numbers draws them for every row, so the generator moves as for the whole batch.
+ALL_ROWS = slice(None)
 
 
-def _sample(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.bernoulli(torch.sigmoid(logits), generator=generator)
+def _greedy(logits: torch.Tensor, generator: torch.Generator | None, rows: slice) -> torch.Tensor:
+    return (logits[rows] > 0).float()
 
 
-def _expected(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def _sample(logits: torch.Tensor, generator: torch.Generator | None, rows: slice) -> torch.Tensor:
+    return torch.bernoulli(torch.sigmoid(logits), generator=generator)[rows]
+
+
+def _expected(logits: torch.Tensor, generator: torch.Generator | None, rows: slice) -> torch.Tensor:
     """1 for the acts in the first ``count`` places of the descending order. (Written into those places by a
     scatter: the same as ``(order.argsort(-1) < count)``, since a permutation's argsort is its inverse, for half
     the time: the sort dominates a rollout step's decoding.)"""
+    logits = logits[rows]
     count = torch.sigmoid(logits).sum(-1).round().clamp(min=1).long()
     order = logits.argsort(-1, descending=True)
     chosen = torch.arange(logits.shape[-1], device=logits.device) < count.unsqueeze(-1)
@@ -68,15 +74,19 @@ DECODERS = {"greedy": _greedy, "sample": _sample, "expected": _expected}
 
 
 def decode(
-    logits: torch.Tensor, decoder: str, generator: torch.Generator | None = None, fallback: bool = False
+    logits: torch.Tensor,
+    decoder: str,
+    generator: torch.Generator | None = None,
+    fallback: bool = False,
+    rows: slice = ALL_ROWS,
 ) -> torch.Tensor:
-    """Multi-hot actions (float 0/1) from per-act logits by ``decoder``; with ``fallback`` an empty action
-    becomes the single most probable act."""
-    actions = DECODERS[decoder](logits, generator)
+    """Multi-hot actions (float 0/1) of ``rows`` from per-act logits by ``decoder``; with ``fallback`` an empty
+    action becomes the single most probable act."""
+    actions = DECODERS[decoder](logits, generator, rows)
     if fallback:
         empty = actions.sum(-1) == 0
         if empty.any():
-            actions[empty, logits[empty].argmax(-1)] = 1.0
+            actions[empty, logits[rows][empty].argmax(-1)] = 1.0
     return actions
 
 
@@ -101,11 +111,14 @@ class MultiLabelPolicy(nn.Module):
         generator: torch.Generator | None = None,
         decoder: str = "sample",
         fallback: bool = False,
+        rows: slice = ALL_ROWS,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoded multi-hot actions (float 0/1) and their log-probabilities, for collecting rollouts."""
+        """Decoded multi-hot actions (float 0/1) and their log-probabilities, for collecting rollouts; of
+        ``rows`` only (a sampling worker's; the network still sees the whole batch, whose shape its numbers
+        depend on, and the generator moves as for the whole batch)."""
         logits = self(states)
-        actions = decode(logits, decoder, generator, fallback)
-        return actions, bernoulli_log_prob(logits, actions)
+        actions = decode(logits, decoder, generator, fallback, rows)
+        return actions, bernoulli_log_prob(logits[rows], actions)
 
     @torch.no_grad()
     def greedy(self, states: torch.Tensor) -> torch.Tensor:

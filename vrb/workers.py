@@ -14,19 +14,19 @@ processes per step. With ``workers`` = 1 nothing is started and the epoch runs i
 * Environment ``i`` always starts the epoch's dialogue seed ``i`` (``epoch_seeds``), and a dialogue that ends
   restarts from that environment's own generator, so an environment's dialogues depend on its seed and on the
   acts it is sent, never on the other environments or on which process steps it.
-* The acts come from ``act(states, generator)`` on the whole ``[num_envs, 340]`` batch, as in one process:
-  every process evaluates the full batch at every step, its own environments' states in their rows and zeros
-  elsewhere, with its own copy of the run's generator (started from the same state), and keeps its rows.
-  So every process makes exactly the draws the single process makes (e.g. ``decoder=sample``'s one Bernoulli
-  per act of every row, in row order) and each row sees the numbers it would see there; and a network's rows
-  are computed from the same batch shape. This needs an ``act`` whose row ``i`` depends only on row ``i`` of
-  the states and whose draws depend only on the batch's shape — true of ``MultiLabelPolicy.act`` with every
-  decoder. After the epoch every copy of the generator is in the same state, which the run's generator takes
-  (a mismatch raises).
+* The acts come from ``act(states, generator, rows=...)`` on the whole ``[num_envs, 340]`` batch, as in one
+  process: every process runs the network on the full batch at every step, its own environments' states in
+  their rows and zeros elsewhere, with its own copy of the run's generator (started from the same state), and
+  decodes its own rows. So a network's rows are computed from the same batch shape (checked: they are not
+  bit-identical across batch sizes), every process makes exactly the draws the single process makes (e.g.
+  ``decoder=sample``'s one Bernoulli per act of every row, in row order) and each row sees the numbers it would
+  see there. This needs an ``act`` whose row ``i`` depends only on row ``i`` of the states and whose draws
+  depend only on the batch's shape — true of ``MultiLabelPolicy.act`` with every decoder. After the epoch every
+  copy of the generator is in the same state, which the run's generator takes (a mismatch raises).
 * Finished dialogues are logged in the order one process meets them: by step, then by environment index.
 
-The cost is the policy's forward pass on ``num_envs`` rows in every process at every step (for 8 rows, small
-beside the environments' steps). Workers sample on the CPU; a run on a CUDA device samples in this process.
+The cost is the network's forward pass on ``num_envs`` rows in every process at every step (for 8 rows, small
+beside the environments' steps; decoding, the larger part of an act, is done for the process's own rows only). Workers sample on the CPU; a run on a CUDA device samples in this process.
 """
 
 from __future__ import annotations
@@ -144,9 +144,9 @@ def sample_share(
     for t in range(steps):
         states[t] = observations
         batch[rows] = torch.from_numpy(observations)
-        decoded, log_prob = act(batch, generator)
-        actions[t] = decoded[rows].to(torch.int8).numpy()
-        log_probs[t] = log_prob[rows].numpy()
+        decoded, log_prob = act(batch, generator, rows=rows)  # decodes these rows only
+        actions[t] = decoded.to(torch.int8).numpy()
+        log_probs[t] = log_prob.numpy()
         step = vec_env.step(actions[t])
         next_states[t], rewards[t] = step.next_states, step.rewards
         terminated[t], truncated[t] = step.terminated, step.truncated
