@@ -143,7 +143,7 @@ def benchmarks_table() -> str:
             lines.append(f"| sampler, {run['workers']} workers against 1, {where} | {both} | {target} |")
     one = train["one_worker"]
     lines.append(
-        f"| `make train` (200 epochs, defaults: {train['workers']} workers), this 2-core machine | "
+        f"| the default run in `bench_train.py` (200 epochs, {train['workers']} workers), this 2-core machine | "
         f"{train['minutes']:.2f} min | ≤ 3 min |"
     )
     lines.append(
