@@ -142,15 +142,23 @@ def _taxi_end(goal: UserGoal, slot: str) -> str:
     return name if name not in NOT_SURE_VALUES else f"the {place}"
 
 
+def _retry_with_real(agenda: Agenda, parts: dict, domain: str, part: str) -> bool:
+    """Replace the failing ``fail_<part>`` details the user tried first by the real ``<part>`` ones (only the
+    slots that differ are said again) and mark them used; False when there were none to try."""
+    failing = parts.get(f"fail_{part}")
+    if not failing:
+        return False
+    for slot, value in parts.get(part, EMPTY).items():
+        if failing.get(slot, NOT_IN_GOAL) != value:
+            agenda.push_item(f"{domain}-inform", slot, value)
+    parts[f"fail_{part}_fail"] = parts.pop(f"fail_{part}")
+    return True
+
+
 def react_no_offer(agenda: Agenda, goal: UserGoal, domain: str, intent: str, pairs: list) -> bool:
     """No match: drop the failing constraints for the real ones, or give up when nothing else is left to try."""
     parts = goal.domain_goals[domain]
-    fail_info = parts.get("fail_info")
-    if fail_info:
-        for slot, value in parts.get("info", EMPTY).items():
-            if fail_info.get(slot, NOT_IN_GOAL) != value:
-                agenda.push_item(f"{domain}-inform", slot, value)
-        parts["fail_info_fail"] = parts.pop("fail_info")
+    if _retry_with_real(agenda, parts, domain, "info"):
         return False
     if parts.get("reqt"):
         agenda.close()
@@ -161,12 +169,7 @@ def react_no_offer(agenda: Agenda, goal: UserGoal, domain: str, intent: str, pai
 def react_no_book(agenda: Agenda, goal: UserGoal, domain: str, intent: str, pairs: list) -> bool:
     """Booking failed: switch from the failing booking details to the real ones, or give up."""
     parts = goal.domain_goals[domain]
-    fail_book = parts.get("fail_book")
-    if fail_book:
-        for slot, value in parts.get("book", EMPTY).items():
-            if fail_book.get(slot, NOT_IN_GOAL) != value:
-                agenda.push_item(f"{domain}-inform", slot, value)
-        parts["fail_book_fail"] = parts.pop("fail_book")
+    if _retry_with_real(agenda, parts, domain, "book"):
         return False
     if "booked" in parts:
         agenda.close()
