@@ -54,11 +54,12 @@ from envs.multiwoz.vector import STATE_DIM
 from vrb.agents import NeuralAgent
 from vrb.algorithms import Algorithm
 from vrb.checkpoint import Checkpoint
+from vrb.clone_cache import Records, code_digest, entry_for, reuse_or_clone
 from vrb.config import AlgoOptions, TrainConfig, boolean, integer, layer_sizes, number, param
 from vrb.errors import ConfigError
 from vrb.learner import RunContext
 from vrb.policy import mlp
-from vrb.ppo import RolloutBuffer, clipped_step
+from vrb.ppo import RolloutBuffer, clipped_step, shuffled_indices
 from vrb.sampling import EpochSampler
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,20 @@ class ACEROptions(AlgoOptions):
     acer_policy_lr: float = param(1e-4, number(strict=True), "the policy's RMSprop learning rate")
     acer_q_lr: float = param(1e-3, number(strict=True), "the Q network's Adam learning rate")
     acer_ent_coef: float = param(1e-3, number(), "entropy bonus of the policy objective")
+    clone_cache: bool = param(
+        True, boolean, "reuse the cloned start of an identical earlier cloning ($VRB_CACHE_DIR/clone)"
+    )
+
+
+# What the summary-action cloning reads of the options (the cache key's fields, vrb.clone_cache).
+SUMMARY_CLONING_FIELDS = (
+    "policy_hidden",
+    "mle_epochs",
+    "mle_lr",
+    "mle_weight_decay",
+    "mle_batch_size",
+    "acer_num_actions",
+)
 
 
 # -- the algorithm's pieces ---------------------------------------------------------------------------------
@@ -329,8 +344,8 @@ class ACERLearner:
         cfg, options = ctx.cfg, ctx.cfg.options
         self.ctx = ctx
         self.summary = SummaryActions.from_corpus(ctx.expert.actions, options.acer_num_actions)
-        self.policy = SummaryPolicy(self.summary.vectors, STATE_DIM, options.policy_hidden)
-        self.q_net = mlp([STATE_DIM, *options.value_hidden, len(self.summary)])
+        self.policy = SummaryPolicy(self.summary.vectors, STATE_DIM, options.policy_hidden).to(cfg.device)
+        self.q_net = mlp([STATE_DIM, *options.value_hidden, len(self.summary)]).to(cfg.device)
         self.acer = ACER.from_options(self.policy, self.q_net, options, cfg.gamma)
         self.replay = ReplayMemory(options.acer_replay_size // cfg.steps_per_epoch, ctx.generator)
         self.agent = NeuralAgent(self.policy)
@@ -338,21 +353,39 @@ class ACERLearner:
         self.buffer = self.sampler.buffer
 
     def start(self) -> dict[str, Any]:
+        """Summary-action behaviour cloning, reused from the clone cache when an identical one was done
+        (``vrb.clone_cache``); the average policy starts from its weights."""
         ctx = self.ctx
         options = ctx.cfg.options
-        mle = clone_summary_behaviour(
-            self.policy,
-            ctx.expert,
-            self.summary,
-            ctx.generator,
-            ctx.tb,
-            epochs=options.mle_epochs,
-            lr=options.mle_lr,
-            weight_decay=options.mle_weight_decay,
-            batch_size=options.mle_batch_size,
+
+        def clone() -> tuple[Records, dict[str, float]]:
+            return clone_summary_behaviour(
+                self.policy,
+                ctx.expert,
+                self.summary,
+                ctx.generator,
+                epochs=options.mle_epochs,
+                lr=options.mle_lr,
+                weight_decay=options.mle_weight_decay,
+                batch_size=options.mle_batch_size,
+            )
+
+        entry = None
+        if options.clone_cache:
+            fields = {name: getattr(options, name) for name in SUMMARY_CLONING_FIELDS}
+            code = code_digest(clone_summary_behaviour, SummaryPolicy, SummaryActions, mlp, shuffled_indices)
+            split = ctx.expert.split
+            entry = entry_for("summary", ctx.cfg, ctx.data, split, fields, code, self.policy, ctx.generator)
+        start = reuse_or_clone(entry, self.policy, ctx.generator, clone)
+        for step, scalars in start.records:
+            ctx.tb.scalars("mle", scalars, step)
+        logger.info(
+            "summary-action MLE: held-out loss %.3f, accuracy %.3f",
+            start.result["val_loss"],
+            start.result["val_accuracy"],
         )
         self.acer.average_policy.load_state_dict(self.policy.state_dict())
-        return {"summary_actions": len(self.summary), "mle": mle}
+        return {"summary_actions": len(self.summary), "mle": start.result}
 
     def learn(self, epoch: int) -> dict[str, dict[str, float]]:
         options = self.ctx.cfg.options
@@ -401,6 +434,5 @@ ALGORITHM = Algorithm(
     ACERLearner,
     load_agent,
     decodes=False,
-    devices=("cpu",),
     check=check_replay,
 )

@@ -52,7 +52,8 @@ from vrb.config import TrainConfig, integer, number, param
 from vrb.expert import ExpertData
 from vrb.learner import RunContext
 from vrb.learners import PolicyLearner
-from vrb.ppo import PPOOptions, RolloutBuffer, shuffled_indices
+from vrb.options import PPOOptions
+from vrb.ppo import RolloutBuffer, shuffled_indices
 
 logger = logging.getLogger(__name__)
 

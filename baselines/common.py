@@ -11,7 +11,6 @@ more frequent) when a summary label is needed for warm-starting.
 from __future__ import annotations
 
 import copy
-import logging
 from collections import Counter
 from dataclasses import dataclass
 
@@ -21,13 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from envs.multiwoz.vector import STATE_DIM
+from vrb.clone_cache import Records
 from vrb.expert import ExpertData
 from vrb.learners import MLE_HOLDOUT_FRACTION
-from vrb.logger import RunLogger
-from vrb.policy import mlp
+from vrb.policy import draw_device, mlp
 from vrb.ppo import shuffled_indices
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -112,7 +109,8 @@ class SummaryPolicy(nn.Module):
         if decoder == "greedy":
             index = log_probs.argmax(-1, keepdim=True)
         else:
-            index = torch.multinomial(log_probs.exp(), 1, generator=generator)
+            probs = log_probs.exp().to(draw_device(generator, log_probs.device))
+            index = torch.multinomial(probs, 1, generator=generator).to(log_probs.device)
         return self.vectors[index.squeeze(-1)], log_probs.gather(-1, index).squeeze(-1)
 
     @torch.no_grad()
@@ -125,23 +123,26 @@ def clone_summary_behaviour(
     expert: ExpertData,
     summary: SummaryActions,
     gen: torch.Generator,
-    tb: RunLogger,
     *,
     epochs: int,
     lr: float,
     weight_decay: float,
     batch_size: int,
-) -> dict[str, float]:
+) -> tuple[Records, dict[str, float]]:
     """Cross-entropy on corpus turns labelled with their nearest summary action; a dialogue-level hold-out
-    picks the epoch (as the multi-label MLE of vrb.learners does)."""
-    labels = torch.as_tensor(summary.nearest(expert.actions))
-    states = torch.as_tensor(expert.states)
-    holdout = torch.as_tensor(np.asarray(expert.dialogue_index) % round(1 / MLE_HOLDOUT_FRACTION) == 0)
+    picks the epoch (as the multi-label MLE of vrb.learners does). Returns the ``mle`` panel's records (one per
+    epoch) and the result (``vrb.clone_cache.CloneFn``: the caller logs them, from the cache or not)."""
+    device = policy.vectors.device
+    labels = torch.as_tensor(summary.nearest(expert.actions), device=device)
+    states = torch.as_tensor(expert.states, device=device)
+    holdout = np.asarray(expert.dialogue_index) % round(1 / MLE_HOLDOUT_FRACTION) == 0
+    holdout = torch.as_tensor(holdout, device=device)
     train_s, train_y, val_s, val_y = states[~holdout], labels[~holdout], states[holdout], labels[holdout]
     optimizer = torch.optim.RMSprop(policy.parameters(), lr=lr, weight_decay=weight_decay)
     best_loss, best_state, result = float("inf"), None, {}
+    records: Records = []
     for epoch in range(epochs):
-        for idx in shuffled_indices(len(train_s), gen, "cpu").split(batch_size):
+        for idx in shuffled_indices(len(train_s), gen, device).split(batch_size):
             loss = F.cross_entropy(policy(train_s[idx]), train_y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -152,11 +153,8 @@ def clone_summary_behaviour(
                 "val_loss": F.cross_entropy(logits, val_y).item(),
                 "val_accuracy": (logits.argmax(-1) == val_y).float().mean().item(),
             }
-        tb.scalars("mle", record, epoch)
+        records.append((epoch, record))
         if record["val_loss"] < best_loss:
             best_loss, best_state, result = record["val_loss"], copy.deepcopy(policy.state_dict()), record
     policy.load_state_dict(best_state)
-    logger.info(
-        "summary-action MLE: held-out loss %.3f, accuracy %.3f", result["val_loss"], result["val_accuracy"]
-    )
-    return result | {"summary_coverage": summary.coverage}
+    return records, result | {"summary_coverage": summary.coverage}

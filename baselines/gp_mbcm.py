@@ -51,6 +51,7 @@ from vrb.algorithms import Algorithm
 from vrb.checkpoint import Checkpoint
 from vrb.config import AlgoOptions, TrainConfig, integer, number, param
 from vrb.learner import RunContext
+from vrb.policy import draw_device
 from vrb.ppo import RolloutBuffer
 from vrb.sampling import EpochSampler
 
@@ -306,12 +307,14 @@ class ThompsonActor:
     def act(
         self, states: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        states = states.cpu().numpy()
+        device, states = states.device, states.cpu().numpy()  # the committee computes with numpy
         mean, var = self.committee.q_values(states)
-        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64).numpy()
+        where = draw_device(generator, "cpu")
+        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64, device=where).cpu().numpy()
         chosen = (mean + np.sqrt(var) * noise).argmax(1)
         self.taken.append(chosen)
-        return torch.as_tensor(self.committee.action_vectors(states, chosen)), torch.zeros(len(chosen))
+        vectors = torch.as_tensor(self.committee.action_vectors(states, chosen), device=device)
+        return vectors, torch.zeros(len(chosen), device=device)
 
 
 class GreedyAgent:
@@ -434,5 +437,5 @@ ALGORITHM = Algorithm(
     GPLearner,
     load_agent,
     decodes=False,
-    devices=("cpu",),
+    devices=("cpu",),  # its committee computes with numpy: a GPU would hold only the rollout buffer
 )

@@ -35,8 +35,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from envs.acts import Act
-from envs.cli import ArgumentParser
-from envs.fileio import write_json
+from envs.cli import ArgumentParser, command
+from envs.fileio import unwritable, write_json
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.db import Database
 from envs.multiwoz.evaluator import (
@@ -212,25 +212,27 @@ def score_corpus(corpus: Mapping[str, Mapping[str, Any]], db: Database, seed: in
     return HumanResult(summary, per_dialogue, dict(references))
 
 
+@command(mw_data.DataError)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m baselines.human", description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="test", choices=SPLITS)
     parser.add_argument("--out", help="JSON file for the summary and per-dialogue metrics")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
+    reason = unwritable(args.out) if args.out else None
+    if reason:
+        parser.error(
+            f"--out {args.out}: cannot be written: {reason}; expected a JSON file in a writable folder"
+        )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        data = mw_data.load(args.data_dir)
-        if not data.has_split(args.split):
-            raise mw_data.DataError(
-                f"split {args.split!r} is not in {data.root}; expected one of "
-                f"{[s for s in SPLITS if data.has_split(s)]}"
-            )
-        corpus = data.corpus(args.split)
-        db = Database.from_data(data)
-    except (mw_data.DataError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    data = mw_data.load(args.data_dir)
+    if not data.has_split(args.split):
+        raise mw_data.DataError(
+            f"split {args.split!r} is not in {data.root}; expected one of "
+            f"{[s for s in SPLITS if data.has_split(s)]}"
+        )
+    corpus = data.corpus(args.split)
+    db = Database.from_data(data)
     result = score_corpus(corpus, db)
     summary = result.summary
     print(f"Human: {len(corpus)} corpus dialogues of the {args.split} split")

@@ -17,6 +17,7 @@ The module lives on the ground floor (``envs``) because every floor above writes
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
 import json
 import math
@@ -113,8 +114,10 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
 @contextmanager
 def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """An open temporary file that replaces ``path`` when the block ends without an exception. Temporary files
-    that earlier, killed writes of ``path`` left are removed first."""
+    that earlier, killed writes of ``path`` left are removed first. A failure of the file system (a full disk)
+    is an OSError naming ``path``; a ``path`` that is not a regular file (a device, a FIFO) is never replaced."""
     path = Path(path)
+    _refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     fd, tmp = _create_temp(path)
@@ -124,9 +127,38 @@ def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
             os.replace(tmp, path)  # still locked: a cleaner never takes a finished file for a dead one's
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # write() names no file
         raise
+
+
+def _refuse_special(path: Path) -> None:
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise OSError(errno.EISDIR if path.is_dir() else errno.EPERM, f"is {kind}", str(path))
+
+
+def unwritable(path: str | os.PathLike) -> str | None:
+    """Why ``atomic_writer(path)`` would fail before anything is computed for it (None: it can be written): a
+    folder or special file in its place, a file where a folder must be, a folder where files cannot be created.
+    Creates nothing but a probe file it removes at once."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        return "a folder is there" if path.is_dir() else "it is not a regular file"
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    probe = folder / f".{path.name}.{secrets.token_hex(4)}.probe"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        return f"cannot create files in {folder} ({exc.strerror or exc})"
+    probe.unlink()
+    return None
 
 
 def _read_umask() -> int:

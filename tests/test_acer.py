@@ -84,6 +84,7 @@ def test_summary_actions_round_trip_through_the_policy():
         summary.index_of(torch.tensor([[0.0, 0.0, 1.0]]))
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_loadable_checkpoints_and_resumes(tmp_path):
     cfg = make_config(
         algo="acer",

@@ -379,6 +379,7 @@ def sys_vocab(mwdata):
     return [name.split("-") for name in mwdata.sys_act_vocab]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_system_acts_never_crash_and_the_dialogue_ends(mwdata, trace_goals, sys_vocab, data):

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -125,6 +126,7 @@ def test_expert_sessions_group_by_dialogue_without_the_goodbye_turn():
     assert sessions[0].shape == (2, STATE_DIM + ACTION_DIM)
 
 
+@pytest.mark.slow
 def test_tiny_aldm_run_writes_loadable_checkpoints_and_resumes(tmp_path):
     cfg = make_config(
         algo="aldm",

@@ -15,8 +15,9 @@ from vrb.checkpoint import (
     source_digest,
 )
 from vrb.config import TrainConfig
+from vrb.options import PPOOptions
 from vrb.policy import MultiLabelPolicy, ValueNet
-from vrb.ppo import PPO, PPOOptions, RolloutBuffer, Transitions
+from vrb.ppo import PPO, RolloutBuffer, Transitions
 from vrb.reward import VRBEstimator
 
 

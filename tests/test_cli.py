@@ -85,12 +85,14 @@ def test_presets_load_by_name_or_file_and_flags_win(tmp_path):
         ("experiments.grid", ["--variant", "novalue"], "expected NAME:FIELD=VALUE"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(module, args, message):
     done = cli(module, *args)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
 
 
+@pytest.mark.slow
 def test_show_config_prints_every_field_with_its_meaning():
     done = cli("vrb.train", "--algo", "vrb", "--show-config")
     assert done.returncode == 0

@@ -10,7 +10,7 @@ from vrb import algorithms
 from vrb.algorithms import Algorithm, make_config
 from vrb.config import MLEOptions, TrainConfig, fields_help
 from vrb.errors import ConfigError
-from vrb.reward import GDPLOptions, VRBOptions
+from vrb.options import GDPLOptions, VRBOptions
 
 
 def test_round_trip_flat_fields_and_hparams():
@@ -116,6 +116,7 @@ def test_vrb_and_envs_never_name_baselines_or_experiments():
     assert done.stdout.strip() == "[]"  # nothing imported until an entry point is looked up
 
 
+@pytest.mark.slow
 def test_help_lists_the_registered_algorithms():
     done = subprocess.run([sys.executable, "-m", "vrb.train", "--help"], capture_output=True, text=True)
     assert done.returncode == 0

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ENV = {**os.environ, "TQDM_DISABLE": "1"}
 
 
@@ -14,6 +16,7 @@ def run(module: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cross_evaluation_matches_evaluate_and_tabulates(tmp_path):
     out = tmp_path / "mle-run"
     trained = run("vrb.train", "--algo", "mle", "--out", str(out), "--set", "mle_epochs=1")
@@ -58,6 +61,7 @@ def test_cross_evaluation_matches_evaluate_and_tabulates(tmp_path):
     assert f"{expected['paper_success']:.3f} ± 0.000" in row
 
 
+@pytest.mark.slow
 def test_a_folder_without_best_pt_is_named(tmp_path):
     done = run("experiments.cross", str(tmp_path), "--dialogues", "1")
     assert done.returncode == 2

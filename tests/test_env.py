@@ -163,6 +163,7 @@ def test_random_dialogues_never_crash_and_end_within_the_round_limit(env, seed, 
     assert len(history) <= env.max_rounds
 
 
+@pytest.mark.slow
 def test_two_thousand_random_dialogues_end_within_the_round_limit():
     env = DialogueEnv()
     rounds = [len(play(env, seed, actions_seed=seed)) for seed in range(2000)]

@@ -161,6 +161,7 @@ def tiny_expert(split: str) -> ExpertData:
     )
 
 
+@pytest.mark.slow
 def test_changed_data_checksum_or_unreadable_cache_rebuilds(mwdata, tmp_path, monkeypatch):
     builds = []
 

@@ -193,6 +193,7 @@ def test_out_naming_a_file_is_one_line(tmp_path, capsys, where):
     assert afile.read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_the_command_lines_exit_2_in_one_line_for_real(data_copy):
     """The same refusals through real processes: exit code 2, one line, no traceback."""
     malformed_sums(data_copy)
@@ -250,6 +251,7 @@ def test_a_hostile_checkpoint_is_refused_by_what_it_is_not_how_to_load_it(tmp_pa
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_temporary_files_of_a_killed_writer_go_on_the_next_write_and_a_live_writers_stay(tmp_path):
     target = tmp_path / "last.pt"
     killed = python(

@@ -61,6 +61,7 @@ def tiny_model(vocabs: Vocabs) -> VHUS:
     return VHUS(VHUSConfig(**sizes, **TINY_VHUS))
 
 
+@pytest.mark.slow
 def test_a_vhus_training_cut_short_leaves_nothing_in_the_cache(tiny_vhus_data, tmp_path, monkeypatch):
     out = tmp_path / "vhus" / "model.pt"
     calls = []
@@ -162,6 +163,7 @@ def test_an_unusable_cached_vhus_is_moved_aside_and_trained_again(mwdata, tmp_pa
 # -- 2. locks: one run per folder, one attempt per trial folder, one driver per sweep ----------------------------
 
 
+@pytest.mark.slow
 def test_a_second_training_on_a_run_folder_is_refused_and_a_dead_holder_frees_it(tmp_path):
     out = tmp_path / "run"
     common = ["--algo", "ppo", "--out", str(out), "--steps-per-epoch", "16", "--num-envs", "2"]
@@ -196,6 +198,7 @@ def test_a_second_training_on_a_run_folder_is_refused_and_a_dead_holder_frees_it
         assert lock.read_text().startswith(f"pid {os.getpid()} ")
 
 
+@pytest.mark.slow
 def test_a_trial_attempt_waits_while_an_earlier_attempt_holds_its_folder(tmp_path, caplog):
     out = tmp_path / "trial"
     out.mkdir()
@@ -208,6 +211,7 @@ def test_a_trial_attempt_waits_while_an_earlier_attempt_holds_its_folder(tmp_pat
     assert sweep_trial.TRIAL_LOCK == vrb_train.RUN_LOCK  # the run inside the attempt takes the same lock
 
 
+@pytest.mark.slow
 def test_a_killed_driver_takes_its_trial_children_with_it(tmp_path):
     spec = tmp_path / "long.yaml"
     spec.write_text(
@@ -258,6 +262,7 @@ def test_a_second_driver_on_one_sweep_folder_is_refused(tmp_path, capsys):
 # -- 3. the processes engine keeps every attempt's log ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_processes_engine_keeps_each_attempts_log_stamped(tmp_path):
     spec_path = tmp_path / "crash.yaml"
     spec_path.write_text(

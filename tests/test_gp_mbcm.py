@@ -139,6 +139,7 @@ def test_turn_members_carry_the_domain_until_the_dialogue_ends():
     assert turn_members(states, done, act_member, 3)[:, 0].tolist() == [0, 1, 1, 1, 0]
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_loadable_checkpoints_and_resumes(tmp_path):
     cfg = make_config(
         algo="gp_mbcm",

@@ -162,6 +162,7 @@ def test_summary_over_the_three_hand_built_dialogues(database):
     assert [d["id"] for d in result.dialogues] == ["R", "A", "T"]
 
 
+@pytest.mark.slow
 def test_test_split_scores_without_error(tmp_path, capsys):
     out = tmp_path / "human.json"
     assert human.main(["--split", "test", "--out", str(out)]) == 0

@@ -2,8 +2,9 @@ import pytest
 import torch
 from torch import nn
 
+from vrb.options import PPOOptions
 from vrb.policy import MultiLabelPolicy, ValueNet
-from vrb.ppo import PPO, PPOOptions, RolloutBuffer, clipped_surrogate_loss, compute_gae
+from vrb.ppo import PPO, RolloutBuffer, clipped_surrogate_loss, compute_gae
 
 GAMMA, LAMBDA = 0.9, 0.8
 

@@ -36,6 +36,7 @@ def test_every_trace_replays_exactly(trace_paths, context):
         assert replay.all_match(tallies), replay.format_report(tallies)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", [0, 1])
 def test_cli_reports_parity_and_exits_zero(trace_paths, which):
     result = subprocess.run(

@@ -3,7 +3,8 @@ import torch
 
 from vrb.expert import ExpertSampler
 from vrb.learned_reward import LearnedReward
-from vrb.ppo import PPOOptions, Transitions
+from vrb.options import PPOOptions
+from vrb.ppo import Transitions
 from vrb.reward import (
     AIRLEstimator,
     GDPLOptions,

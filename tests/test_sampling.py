@@ -42,6 +42,7 @@ def sample_epochs(workers: int, decoder: str, epochs=(0, 1), **fields):
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("decoder", ["expected", "sample", "greedy"])
 def test_an_epoch_is_the_same_whatever_the_worker_count(decoder):
     one = sample_epochs(1, decoder)
@@ -56,6 +57,7 @@ def test_an_epoch_is_the_same_whatever_the_worker_count(decoder):
             assert torch.equal(state, state_1)  # the run's generator continues from the same state
 
 
+@pytest.mark.slow
 def test_one_worker_starts_no_process_and_close_stops_the_workers():
     cfg = make_config(algo="ppo", num_envs=4, steps_per_epoch=8, workers=1)
     act, generator = policy_act("expected"), torch.Generator()
@@ -72,6 +74,7 @@ def test_one_worker_starts_no_process_and_close_stops_the_workers():
     assert sampler.pool is None and not any(p.is_alive() for p in processes)
 
 
+@pytest.mark.slow
 def test_workers_leave_when_the_parent_end_of_their_pipe_closes():
     """What a worker sees when the run's process dies (kill -9 included): its pipe closes, and it exits."""
     sampler = EpochSampler(make_config(algo="ppo", num_envs=2, steps_per_epoch=4, workers=2), parallel=True)
@@ -112,6 +115,7 @@ if __name__ == "__main__":  # spawned workers import this file too
 """
 
 
+@pytest.mark.slow
 def test_workers_exit_when_the_run_is_killed(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(KILLED_PARENT)

@@ -60,6 +60,7 @@ def run(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.slow
 def test_tiny_vrb_run_writes_checkpoints_results_and_tensorboard(tmp_path):
     out = tmp_path / "run"
     done = run("vrb.train", "--algo", "vrb", "--out", str(out), *TINY)
@@ -107,6 +108,7 @@ def test_tiny_vrb_run_writes_checkpoints_results_and_tensorboard(tmp_path):
     assert "user goal" in watched.stdout and "rule policy" in watched.stdout and "system:" in watched.stdout
 
 
+@pytest.mark.slow
 def test_resume_after_kill_continues_from_the_last_finished_epoch(tmp_path):
     out = tmp_path / "run"
     args = [
@@ -165,6 +167,7 @@ def test_resume_after_kill_continues_from_the_last_finished_epoch(tmp_path):
         (["--resume", "--out", "/nonexistent/run"], "resume"),
     ],
 )
+@pytest.mark.slow
 def test_train_bad_input_is_one_line_and_exit_2(args, message):
     done = run("vrb.train", *args, timeout=60)
     assert done.returncode == 2
@@ -172,6 +175,7 @@ def test_train_bad_input_is_one_line_and_exit_2(args, message):
     assert len(lines) == 1 and message in lines[0]
 
 
+@pytest.mark.slow
 def test_evaluate_bad_input_is_one_line_and_exit_2(tmp_path):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"VRBCKPT 1 0000\nnot a checkpoint")
@@ -186,6 +190,7 @@ def test_evaluate_bad_input_is_one_line_and_exit_2(tmp_path):
         assert message in done.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_training_split_is_named_in_the_log(tmp_path):
     done = run(
         "vrb.train",

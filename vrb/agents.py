@@ -31,7 +31,10 @@ class Agent(Protocol):
 class NeuralAgent:
     """A policy acting through a decoder (``vrb.policy.DECODERS``; greedy with the empty-action fallback by
     default). A sampling decoder draws from a generator reseeded for each dialogue with ``sample_seed`` + the
-    dialogue seed, so a dialogue's result does not depend on which dialogues came before."""
+    dialogue seed, so a dialogue played alone does not depend on which dialogues came before. The generator is
+    one for all dialogues: played side by side (``act_many``), the running dialogues' draws interleave, so
+    validation with ``decoder=sample`` depends on ``VALIDATION_WIDTH`` (kept: a generator per dialogue would
+    change such runs' validation numbers; ``tests/test_validation.py`` marks it)."""
 
     def __init__(
         self, policy: MultiLabelPolicy, decoder: str = "greedy", fallback: bool = True, sample_seed: int = 0
@@ -43,20 +46,25 @@ class NeuralAgent:
     def reset(self) -> None:
         pass
 
+    def _states(self, observations: np.ndarray) -> torch.Tensor:
+        """Observations as a batch on the policy's device (the run's: validation acts with the learning policy)."""
+        device = next(self.policy.parameters()).device
+        return torch.as_tensor(observations, dtype=torch.float32, device=device)
+
     def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray:
-        state = torch.as_tensor(observation, dtype=torch.float32).unsqueeze(0)
+        state = self._states(observation).unsqueeze(0)
         if env.rounds == 1:  # the dialogue's first system turn
             self.generator.manual_seed(self.sample_seed + int(env.dialogue_seed))
         action, _ = self.policy.act(state, self.generator, self.decoder, self.fallback)
-        return action[0].to(torch.int8).numpy()
+        return action[0].to(torch.int8).cpu().numpy()
 
     def act_many(self, envs: Sequence[DialogueEnv], observations: Sequence[np.ndarray]) -> np.ndarray:
-        """One forward pass for many dialogues (a sampling decoder keeps each dialogue's own generator)."""
+        """One forward pass for many dialogues, in their order; a sampling decoder acts dialogue by dialogue (a
+        batch of one each, from the shared generator: the class docstring)."""
         if self.decoder == "sample":
             return np.stack([self.act(env, obs) for env, obs in zip(envs, observations, strict=True)])
-        states = torch.as_tensor(np.stack(observations), dtype=torch.float32)
-        actions, _ = self.policy.act(states, None, self.decoder, self.fallback)
-        return actions.to(torch.int8).numpy()
+        actions, _ = self.policy.act(self._states(np.stack(observations)), None, self.decoder, self.fallback)
+        return actions.to(torch.int8).cpu().numpy()
 
 
 class RuleAgent:
@@ -90,8 +98,12 @@ def run_dialogues(
     """One dialogue per seed; the evaluator's metrics of each and their summary.
 
     Given several environments and an agent that acts on many states at once (``act_many``: a stateless
-    policy), the dialogues run side by side, one policy forward pass for all of them; each dialogue still
-    depends only on its seed, and results come back in seed order.
+    policy), the dialogues run side by side, one policy forward pass for all of them; results come back in seed
+    order. Which dialogues share a forward pass is fixed by the seeds and the number of environments, and must
+    stay so: a network's rows differ in their last bits between batch sizes (BLAS sums in another order), so
+    another schedule (a wider batch, the tail run in a batch of several) could flip a decision and change a
+    run's validation numbers. An agent without ``act_many`` (the rule policy, baselines' agents) plays one
+    dialogue at a time in the first environment.
     """
     envs = [env] if isinstance(env, DialogueEnv) else list(env)
     metrics: list[DialogueMetrics | None] = [None] * len(seeds)

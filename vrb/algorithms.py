@@ -1,56 +1,51 @@
-"""Algorithms as declared plugins, the way Gymnasium registers environments.
+"""Algorithms as declared plugins, registered the way Gymnasium registers environments: by name, with the code
+named as lazy ``"module:attr"`` strings that are imported only when a run needs them.
 
-An ``Algorithm`` names its config fields (an ``AlgoOptions`` dataclass), how to build its learner for a run, and
-how to rebuild its acting agent from a checkpoint. vrb registers its own below; any other package declares its
-algorithms as entry points of the group ``vrb.algorithms`` in its ``pyproject.toml``, each naming an
+An ``Algorithm`` holds its config fields (an ``AlgoOptions`` dataclass, declared in a module free of torch so a
+config loads and validates without it), its learner (``"module:attr"`` of a callable ``RunContext -> Learner``)
+and how to rebuild its acting agent from a checkpoint. vrb registers its own below; any other package declares
+its algorithms as entry points of the group ``vrb.algorithms`` in its ``pyproject.toml``, each naming an
 ``Algorithm`` object, so vrb never names them::
 
     [project.entry-points."vrb.algorithms"]
     acer = "baselines.acer:ALGORITHM"
 
-(entry points are read from the installed project: ``pip install -e .`` after adding one).
-``python -m vrb.train --help`` lists every registered algorithm.
+Entry points are read from the installed project (``pip install -e .`` after adding one) and loaded one at a time,
+when their name is asked for; ``python -m vrb.train --help`` lists every registered algorithm.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vrb.agents import Agent, NeuralAgent
-from vrb.checkpoint import Checkpoint, CheckpointError
 from vrb.config import AlgoOptions, MLEOptions, TrainConfig, split_fields
-from vrb.errors import ConfigError
-from vrb.learner import Learner, RunContext
-from vrb.learners import ClonedPolicy, LearnedRewardPolicy, PolicyLearner
-from vrb.policy import MultiLabelPolicy
-from vrb.ppo import PPOOptions
-from vrb.reward import GDPLOptions, VRBOptions
+from vrb.errors import ConfigError, did_you_mean
+from vrb.options import GDPLOptions, PPOOptions, VRBOptions
+
+if TYPE_CHECKING:
+    from vrb.agents import Agent
+    from vrb.checkpoint import Checkpoint
+    from vrb.learner import Learner, RunContext
 
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "vrb.algorithms"
 # checkpoint, its config, a decoder to act with instead of the run's own (or None), a sampling seed -> agent
-AgentLoader = Callable[[Checkpoint, TrainConfig, "str | None", int], Agent]
+AgentLoader = Callable[["Checkpoint", TrainConfig, "str | None", int], "Agent"]
 
 
-def neural_agent(checkpoint: Checkpoint, cfg: TrainConfig, decoder: str | None, sample_seed: int) -> Agent:
-    """The multi-label policy a checkpoint holds, decoding as its run did unless ``decoder`` says otherwise."""
-    if "policy" not in checkpoint.state:
-        raise CheckpointError(f"checkpoint {checkpoint.path} holds no policy weights")
-    policy = MultiLabelPolicy(hidden_sizes=cfg.options.policy_hidden)
-    try:
-        policy.load_state_dict(checkpoint.state["policy"])
-    except (RuntimeError, TypeError, KeyError) as exc:
-        raise CheckpointError(
-            f"checkpoint {checkpoint.path}: its policy weights do not fit policy_hidden {cfg.options.policy_hidden}"
-        ) from exc
-    options = cfg.options
-    return NeuralAgent(policy, decoder or options.decoder, options.empty_fallback, sample_seed)
+def resolve(target: str | Callable) -> Any:
+    """A ``"module:attr"`` string imported now (once), or the object itself."""
+    if not isinstance(target, str):
+        return target
+    module, _, attr = target.partition(":")
+    return functools.reduce(getattr, attr.split("."), importlib.import_module(module))
 
 
 @dataclass(frozen=True)
@@ -58,12 +53,18 @@ class Algorithm:
     name: str
     summary: str  # one line for --help
     options: type[AlgoOptions]  # the algorithm's own config fields
-    make_learner: Callable[[RunContext], Learner]
-    load_agent: AgentLoader = neural_agent
+    learner: str | Callable[[RunContext], Learner]  # "module:attr", imported when a run starts
+    agent_loader: str | AgentLoader = "vrb.learners:neural_agent"
     learns_reward: bool = False  # whether env_reward=none (its learned reward alone) makes sense
     decodes: bool = True  # whether its agent acts through a decoder (vrb.policy.DECODERS) that may be chosen
     devices: tuple[str, ...] = ("cpu", "cuda")  # torch devices its learner honours
     check: Callable[[TrainConfig], None] | None = None  # rules tying its fields to the shared ones
+
+    def make_learner(self, ctx: RunContext) -> Learner:
+        return resolve(self.learner)(ctx)
+
+    def load_agent(self, checkpoint: Checkpoint, cfg: TrainConfig, decoder: str | None, seed: int) -> Agent:
+        return resolve(self.agent_loader)(checkpoint, cfg, decoder, seed)
 
 
 _REGISTRY: dict[str, Algorithm] = {}
@@ -73,33 +74,45 @@ def register(algorithm: Algorithm) -> Algorithm:
     """Add an algorithm; registering the same name twice with another object is refused."""
     known = _REGISTRY.get(algorithm.name)
     if known is not None and known != algorithm:
-        raise ValueError(f"algorithm {algorithm.name!r} is registered already (by {known.make_learner!r})")
+        raise ValueError(f"algorithm {algorithm.name!r} is registered already (by {known.learner!r})")
     _REGISTRY[algorithm.name] = algorithm
     return algorithm
 
 
 @functools.cache
-def _load_entry_points() -> None:
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        algorithm = entry.load()
-        if not isinstance(algorithm, Algorithm) or algorithm.name != entry.name:
-            raise TypeError(
-                f"entry point {entry.name} = {entry.value!r} must name an Algorithm called {entry.name!r}"
-            )
-        register(algorithm)
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    return {entry.name: entry for entry in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load_entry_point(name: str) -> None:
+    entry = _entry_points()[name]
+    algorithm = entry.load()
+    if not isinstance(algorithm, Algorithm) or algorithm.name != entry.name:
+        raise TypeError(
+            f"entry point {entry.name} = {entry.value!r} must name an Algorithm called {entry.name!r}"
+        )
+    register(algorithm)
+
+
+def names() -> list[str]:
+    """Every algorithm's name, vrb's own and those declared by installed packages, importing none of them."""
+    return sorted({*_REGISTRY, *_entry_points()})
 
 
 def registered() -> dict[str, Algorithm]:
-    """Every algorithm: vrb's own and those declared by installed packages."""
-    _load_entry_points()
+    """Every algorithm, its plugins imported."""
+    for name in _entry_points():
+        if name not in _REGISTRY:
+            _load_entry_point(name)
     return dict(_REGISTRY)
 
 
 def get(name: str) -> Algorithm:
-    algorithms = registered()
-    if name not in algorithms:
-        raise ConfigError(f"config field 'algo' = {name!r}: expected one of {sorted(algorithms)}")
-    return algorithms[name]
+    if name not in _REGISTRY and name in _entry_points():
+        _load_entry_point(name)
+    if name not in _REGISTRY:
+        raise ConfigError(f"config field 'algo' = {name!r}: no such algorithm{did_you_mean(name, names())}")
+    return _REGISTRY[name]
 
 
 def make_config(values: Mapping[str, Any] | None = None, **fields: Any) -> TrainConfig:
@@ -122,6 +135,8 @@ def make_config(values: Mapping[str, Any] | None = None, **fields: Any) -> Train
 def config_of(checkpoint: Checkpoint) -> TrainConfig:
     """The run config a checkpoint was written with. Fields of other algorithms are dropped: checkpoints
     written before configs were split per algorithm hold every algorithm's fields."""
+    from vrb.checkpoint import CheckpointError
+
     try:
         values = dict(checkpoint.config)
         own = set(TrainConfig.field_names()) | set(
@@ -137,6 +152,8 @@ def config_of(checkpoint: Checkpoint) -> TrainConfig:
 
 def load_agent(checkpoint: Checkpoint, decoder: str | None = None, sample_seed: int = 0) -> Agent:
     """The acting policy a checkpoint holds, rebuilt by its algorithm."""
+    from vrb.checkpoint import CheckpointError
+
     cfg = config_of(checkpoint)
     algorithm = get(cfg.algo)
     if decoder is not None and not algorithm.decodes:
@@ -146,14 +163,22 @@ def load_agent(checkpoint: Checkpoint, decoder: str | None = None, sample_seed: 
     return algorithm.load_agent(checkpoint, cfg, decoder, sample_seed)
 
 
-register(Algorithm("mle", "behaviour cloning of the corpus, nothing after", MLEOptions, ClonedPolicy))
-register(Algorithm("ppo", "PPO on the env's reward (the user's, by default)", PPOOptions, PolicyLearner))
+register(
+    Algorithm(
+        "mle", "behaviour cloning of the corpus, nothing after", MLEOptions, "vrb.learners:ClonedPolicy"
+    )
+)
+register(
+    Algorithm(
+        "ppo", "PPO on the env's reward (the user's, by default)", PPOOptions, "vrb.learners:PolicyLearner"
+    )
+)
 register(
     Algorithm(
         "gdpl",
         "PPO on GDPL's AIRL reward estimator (Takanobu et al. 2019)",
         GDPLOptions,
-        LearnedRewardPolicy,
+        "vrb.learners:LearnedRewardPolicy",
         learns_reward=True,
     )
 )
@@ -162,7 +187,7 @@ register(
         "vrb",
         "PPO on the variational reward estimator bottleneck (Park et al. 2020)",
         VRBOptions,
-        LearnedRewardPolicy,
+        "vrb.learners:LearnedRewardPolicy",
         learns_reward=True,
     )
 )

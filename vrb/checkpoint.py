@@ -2,7 +2,10 @@
 
 File layout: one header line ``VRBCKPT <format> <sha256 of payload>\\n`` followed by a ``torch.save`` payload.
 The digest turns any truncation or damaged byte into a clear error instead of silently wrong weights; the
-payload holds only tensors and plain Python values, so it is read with ``weights_only=True``.
+payload holds only tensors and plain Python values, so it is read with ``weights_only=True``. A floating-point
+tensor holding NaN or an infinity is refused at load, naming the tensor (no run writes one: such weights would
+only be evaluated or trained on as if they were weights); ``load_weights`` puts one network's weights into a
+module, refusing an entry that is missing or of another type or shape in one line.
 """
 
 from __future__ import annotations
@@ -145,7 +148,8 @@ def save_checkpoint(
     rngs: Mapping[str, Rng] | None = None,
     data_checksums: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write atomically: a crash leaves either the old file or the new one, never half of one."""
+    """Write atomically: a crash leaves either the old file or the new one, never half of one; a write that
+    fails (a full disk) is a CheckpointError naming the file."""
     path = Path(path)
     payload = {
         "config": config.to_dict(),
@@ -159,7 +163,10 @@ def save_checkpoint(
     torch.save(payload, buffer)
     body = buffer.getvalue()
     header = b"%s %d %s\n" % (MAGIC, FORMAT_VERSION, hashlib.sha256(body).hexdigest().encode())
-    atomic_write_bytes(path, header + body)
+    try:
+        atomic_write_bytes(path, header + body)
+    except OSError as exc:  # a full disk, a read-only folder: the old file (if any) stays whole
+        raise CheckpointError(f"checkpoint {path} could not be written ({exc.strerror or exc})") from exc
     return path
 
 
@@ -241,6 +248,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except Exception as exc:  # torch raises many types for a bad payload
         raise CheckpointError(f"checkpoint {path} payload is unreadable ({_one_line(exc)})") from exc
     _check_fields(path, payload)
+    bad = _non_finite(payload["state"])
+    if bad is not None:
+        raise CheckpointError(
+            f"checkpoint {path}: tensor {bad} holds NaN or infinite values; weights must be finite (the run "
+            "that wrote it diverged, or the file was altered)"
+        )
     saved_version = payload["code_version"].get("package")
     if saved_version != code_version()["package"]:
         logger.warning(
@@ -250,3 +263,62 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             code_version()["package"],
         )
     return Checkpoint(path=path, **{name: payload[name] for name in REQUIRED_FIELDS})
+
+
+def _non_finite(value: Any, name: str = "") -> str | None:
+    """The name (``entry.key...``) of the first floating-point tensor in ``value`` with a NaN or an infinity."""
+    if isinstance(value, torch.Tensor):
+        floating = value.is_floating_point() or value.is_complex()
+        return name if floating and not bool(torch.isfinite(value).all()) else None
+    if isinstance(value, Mapping):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{name}.{key}" if name else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
+def load_weights(module: torch.nn.Module, checkpoint: Checkpoint, entry: str, network: str) -> None:
+    """Load ``checkpoint.state[entry]`` into ``module`` (``network`` says what it is, e.g. "a policy of
+    policy_hidden [100, 100]"). A missing entry, a missing or unexpected tensor, or one of another type or shape
+    is a CheckpointError naming the file and the tensor."""
+    where = f"checkpoint {checkpoint.path}"
+    weights = checkpoint.state.get(entry)
+    if weights is None:
+        raise CheckpointError(
+            f"{where} holds no {entry!r} weights (its state has {sorted(checkpoint.state)[:8]})"
+        )
+    if not isinstance(weights, Mapping):
+        raise CheckpointError(
+            f"{where}: its {entry!r} entry is {_describe(weights)}, not a mapping of tensors"
+        )
+    expected = module.state_dict()
+    missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected), key=str)
+    if missing or extra:
+        raise CheckpointError(
+            f"{where}: its {entry!r} weights do not fit {network}"
+            f"{f' (missing {missing[:3]})' if missing else ''}{f' (unexpected {extra[:3]})' if extra else ''}"
+        )
+    for name, want in expected.items():
+        got = weights[name]
+        fits = (
+            isinstance(got, torch.Tensor)
+            and got.shape == want.shape
+            and got.is_floating_point() == want.is_floating_point()
+        )
+        if not fits:
+            raise CheckpointError(
+                f"{where}: its {entry!r} tensor {name} is {_describe(got)}; {network} needs {_describe(want)}"
+            )
+    module.load_state_dict(weights)

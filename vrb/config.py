@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from vrb.errors import ConfigError
+from envs.cli import MAX_SEED
+from vrb.errors import ConfigError, did_you_mean
 
 SIMULATORS = ("agenda", "vhus")
 EXPERT_STATES = ("replayed", "corpus")
 DECODER_NAMES = ("greedy", "sample", "expected")
 ENV_REWARDS = ("user", "evaluator", "none")
 SELECT_METRICS = ("paper_success", "success", "paper_inform_f1", "paper_match")
+MAX_LAYERS, MAX_LAYER_WIDTH = 16, 8192  # a network's bounds: 8192 x 8192 float32 weights are 256 MiB a layer
 
 Rule = Callable[[str, Any], Any]  # (field name, value) -> the value, normalised; raises ConfigError
 
@@ -41,10 +43,17 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def integer(low: int = 0) -> Rule:
+def integer(low: int = 0, high: int | None = None) -> Rule:
+    expected = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
+
     def check(name: str, value: Any) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            _fail(name, value, f"an integer >= {low}")
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < low
+            or (high is not None and value > high)
+        ):
+            _fail(name, value, expected)
         return value
 
     return check
@@ -98,12 +107,14 @@ def optional_path(name: str, value: Any) -> Path | None:
 
 
 def layer_sizes(name: str, value: Any) -> tuple[int, ...]:
+    """Hidden layer widths: 1..MAX_LAYERS layers of 1..MAX_LAYER_WIDTH units (a width past it asks torch for
+    more memory than a machine has: [1000000000] would be 1.36 TB)."""
     if (
         not isinstance(value, list | tuple)
-        or not value
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        or not 0 < len(value) <= MAX_LAYERS
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_LAYER_WIDTH for v in value)
     ):
-        _fail(name, value, "a non-empty list of integers > 0")
+        _fail(name, value, f"a list of 1..{MAX_LAYERS} layer widths, each an integer in 1..{MAX_LAYER_WIDTH}")
     return tuple(value)
 
 
@@ -174,6 +185,9 @@ class CloningOptions(AlgoOptions):
         1.0, number(strict=True), "weight of an act's presence in the loss (ConvLab-2's 5 inflates every act)"
     )
     mle_batch_size: int = param(32, integer(1), "behaviour cloning's minibatch size")
+    clone_cache: bool = param(
+        True, boolean, "reuse the cloned start of an identical earlier cloning ($VRB_CACHE_DIR/clone)"
+    )
 
 
 @dataclass(frozen=True)
@@ -202,12 +216,12 @@ class MLEOptions(CloningOptions, DecodingOptions):
 class TrainConfig(Validated):
     """What every run shares; ``options`` holds the algorithm's own fields."""
 
-    algo: str = param("vrb", text, "the algorithm (python -m vrb.train --help lists the registered ones)")
+    algo: str = param("vrb", text, "the learning algorithm, by its registered name")
     simulator: str = param("agenda", choice(*SIMULATORS), "the simulated user: agenda or vhus")
     user_noise: float = param(
         0.0, number(0, 1), "probability of each corruption of the user's acts (envs.noise)"
     )
-    seed: int = param(0, integer(0), "seeds the networks, the dialogues and every sampler")
+    seed: int = param(0, integer(0, MAX_SEED), "seeds the networks, the dialogues and every sampler")
     device: str = param("cpu", device, "torch device: cpu, cuda or cuda:N")
     torch_threads: int = param(1, integer(1), "torch CPU threads of the run")
     flush_denormal: bool = param(
@@ -279,9 +293,11 @@ def split_fields(values: Mapping[str, Any], options: type[AlgoOptions]) -> tuple
     shared_names, own_names = set(TrainConfig.field_names()), set(options.field_names())
     unknown = sorted(set(values) - shared_names - own_names)
     if unknown:
+        algo = values.get("algo", TrainConfig.algo)
+        hint = did_you_mean(unknown[0], sorted(shared_names | own_names))
         raise ConfigError(
-            f"unknown config field {unknown[0]!r} for algo {values.get('algo', TrainConfig.algo)!r}; "
-            f"expected one of {sorted(shared_names | own_names)}"
+            f"unknown config field {unknown[0]!r} for algo {algo!r}"
+            f"{hint or '; python -m vrb.train --show-config --algo ' + str(algo) + ' lists them'}"
         )
     shared = {k: v for k, v in values.items() if k in shared_names}
     own = {k: v for k, v in values.items() if k in own_names}

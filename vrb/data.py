@@ -7,13 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
-from envs.cli import ArgumentParser
+from envs.cli import ArgumentParser, command
 from envs.multiwoz import data as mw_data
 from envs.multiwoz import download as mw_download
 
 logger = logging.getLogger(__name__)
-
-BAD_INPUT_EXIT = 2
 
 
 def resolve_with_reason(explicit: str | None) -> tuple[Path, str]:
@@ -85,14 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command(mw_data.DataError, mw_download.DownloadError)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return args.handler(args)
-    except (mw_data.DataError, mw_download.DownloadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return BAD_INPUT_EXIT
+    return args.handler(args)
 
 
 if __name__ == "__main__":

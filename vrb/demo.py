@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from envs.cli import ArgumentParser
+from envs.cli import MAX_SEED, ArgumentParser, command, seed_type
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz.data import DataError
 from envs.multiwoz.demo import run_dialogue
@@ -51,10 +51,13 @@ def comparison(rows: dict[str, DialogueMetrics]) -> list[str]:
     return lines
 
 
+@command(VrbError, DataError)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m vrb.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a checkpoint, or a run folder (its best.pt)")
-    parser.add_argument("--seed", type=int, default=0, help="first dialogue seed (default: 0)")
+    parser.add_argument(
+        "--seed", type=seed_type, default=0, help=f"first dialogue seed, 0..{MAX_SEED} (default: 0)"
+    )
     parser.add_argument("--dialogues", type=int, default=1, help="dialogues to play (default: 1)")
     parser.add_argument("--vs-rule", action="store_true", help="then the rule policy on the same seeds")
     parser.add_argument(
@@ -67,29 +70,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--data-dir", help="data folder (default: $VRB_DATA_DIR, ../shared/multiwoz, the cache)"
     )
     args = parser.parse_args(argv)
-    if args.dialogues < 1 or args.seed < 0:
-        parser.error("--dialogues must be >= 1 and --seed >= 0")
+    if args.dialogues < 1 or args.seed + args.dialogues - 1 > MAX_SEED:
+        parser.error(f"--dialogues must be >= 1, and the dialogue seeds within 0..{MAX_SEED}")
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
-    try:
-        path = checkpoint_path(args.checkpoint)
-        agent, config = load_agent(path, args.decoder)
-        simulator = args.simulator or config.get("simulator", "agenda")
-        for seed in range(args.seed, args.seed + args.dialogues):
-            name = f"{config.get('algo')} ({path})"
-            lines, trained = run_dialogue(seed, Watched(agent), args.data_dir, simulator, name=name)
-            print("\n".join(lines))
-            if args.vs_rule:
-                lines, rule = run_dialogue(seed, "rule", args.data_dir, simulator)
-                print("\n" + "\n".join(lines))
-                print(f"\nseed {seed}, the same user goal:")
-                print(
-                    "\n".join(comparison({f"{config.get('algo')} (trained)": trained, "rule policy": rule}))
-                )
-            print()
-    except (VrbError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    path = checkpoint_path(args.checkpoint)
+    agent, config = load_agent(path, args.decoder)
+    simulator = args.simulator or config.get("simulator", "agenda")
+    for dialogue_seed in range(args.seed, args.seed + args.dialogues):
+        name = f"{config.get('algo')} ({path})"
+        lines, trained = run_dialogue(dialogue_seed, Watched(agent), args.data_dir, simulator, name=name)
+        print("\n".join(lines))
+        if args.vs_rule:
+            lines, rule = run_dialogue(dialogue_seed, "rule", args.data_dir, simulator)
+            print("\n" + "\n".join(lines))
+            print(f"\nseed {dialogue_seed}, the same user goal:")
+            print("\n".join(comparison({f"{config.get('algo')} (trained)": trained, "rule policy": rule})))
+        print()
     return 0
 
 

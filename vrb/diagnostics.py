@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from vrb.policy import MultiLabelPolicy, bernoulli_entropy
+from vrb.ppo import shuffled_indices
 
 PROBE_STEPS = 150
 PROBE_LR = 0.05
@@ -33,17 +34,20 @@ def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
 
 def probe_auc(expert_states: torch.Tensor, policy_states: torch.Tensor, generator: torch.Generator) -> float:
     """Held-out AUC of a logistic regression telling expert (1) from policy (0) states, trained on one half."""
-    states = torch.cat([expert_states, policy_states]).float()
-    labels = torch.cat([torch.ones(len(expert_states)), torch.zeros(len(policy_states))])
-    order = torch.randperm(len(states), generator=generator)
+    states = torch.cat([expert_states, policy_states.to(expert_states.device)]).float()
+    device = states.device
+    labels = torch.cat([torch.ones(len(expert_states)), torch.zeros(len(policy_states))]).to(device)
+    order = shuffled_indices(len(states), generator, device)
     train, held_out = order[: len(order) // 2], order[len(order) // 2 :]
-    weight = torch.zeros(states.shape[1], requires_grad=True)
-    bias = torch.zeros(1, requires_grad=True)
+    weight = torch.zeros(states.shape[1], requires_grad=True, device=device)
+    bias = torch.zeros(1, requires_grad=True, device=device)
     optimizer = torch.optim.Adam([weight, bias], lr=PROBE_LR)
+    # gathered once, not at every step: the same rows (half of the probe's time was this copy)
+    train_states, train_labels = states[train], labels[train]
     with torch.enable_grad():
         for _ in range(PROBE_STEPS):
-            logits = states[train] @ weight + bias
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[train])
+            logits = train_states @ weight + bias
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, train_labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from envs.cli import ArgumentParser
+from envs.cli import MAX_SEED, ArgumentParser, command, seed_type
 from envs.dialogue_env import DialogueEnv
-from envs.fileio import write_json
+from envs.fileio import unwritable, write_json
 from envs.multiwoz.data import DataError
 from envs.multiwoz.nlg import TemplateNLG
 from vrb import algorithms
@@ -96,7 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dialogues", type=int, default=1000, help="dialogues to play")
     parser.add_argument(
-        "--seed", type=int, default=0, help="first dialogue seed (dialogues use seed, seed+1, ...)"
+        "--seed",
+        type=seed_type,
+        default=0,
+        help=f"first dialogue seed (dialogues use seed, seed+1, ... <= {MAX_SEED})",
     )
     parser.add_argument("--transcripts", type=int, default=3, help="readable transcripts to print")
     parser.add_argument(
@@ -114,20 +117,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command(VrbError, DataError)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.dialogues <= 0:
         parser.error(f"--dialogues {args.dialogues}: expected a positive number")
+    if args.seed + args.dialogues - 1 > MAX_SEED:
+        parser.error(
+            f"--seed {args.seed} --dialogues {args.dialogues}: dialogue seeds must lie in 0..{MAX_SEED} "
+            f"(the last would be {args.seed + args.dialogues - 1})"
+        )
     if args.out and Path(args.out).is_dir():
         parser.error(f"--out {args.out}: is a folder; expected a JSON file name")
+    reason = unwritable(args.out) if args.out else None
+    if reason:  # found now, not after every dialogue has been played
+        parser.error(
+            f"--out {args.out}: cannot be written: {reason}; expected a JSON file in a writable folder"
+        )
     torch.set_num_threads(max(1, args.threads))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return evaluate(args)
-    except (VrbError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return evaluate(args)
 
 
 def evaluate(args: argparse.Namespace) -> int:

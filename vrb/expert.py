@@ -254,10 +254,16 @@ def _annotated_state(
 # ---- cache ---------------------------------------------------------------------------------------------
 
 
+def cache_root() -> Path:
+    """``$VRB_CACHE_DIR``, else ``$XDG_CACHE_HOME/vrb``: the folder of every vrb cache (expert transitions here,
+    cloned starts in ``vrb.clone_cache``, the VHUS models in ``envs.vhus.cache``)."""
+    explicit = os.environ.get(CACHE_ENV_VAR)
+    return Path(explicit) if explicit else user_cache_dir()
+
+
 def default_cache_dir() -> Path:
     """``$VRB_CACHE_DIR/expert``, else ``$XDG_CACHE_HOME/vrb/expert`` (the VHUS cache sits beside it)."""
-    explicit = os.environ.get(CACHE_ENV_VAR)
-    return (Path(explicit) if explicit else user_cache_dir()) / "expert"
+    return cache_root() / "expert"
 
 
 def cache_key(data: MultiWozData, split: str, states: str = "replayed") -> str:
@@ -375,6 +381,11 @@ class ExpertSampler:
         self._order = torch.empty(0, dtype=torch.long)
         self._cursor = 0
 
+    @property
+    def device(self) -> torch.device:
+        """Where the transitions (and every batch drawn from them) live: the run's device."""
+        return self.expert.states.device
+
     def sample(self, n: int) -> Transitions:
         parts = []
         while n > 0:
@@ -385,7 +396,7 @@ class ExpertSampler:
             parts.append(self._order[self._cursor : self._cursor + take])
             self._cursor += take
             n -= take
-        return self.expert.index(torch.cat(parts).to(self.expert.states.device))
+        return self.expert.index(torch.cat(parts).to(self.device))
 
     def state_dict(self) -> dict[str, Any]:
         return {"order": self._order.clone(), "cursor": self._cursor}

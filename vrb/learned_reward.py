@@ -9,8 +9,9 @@ import torch
 
 from vrb.diagnostics import reward_parts
 from vrb.expert import ExpertSampler
+from vrb.options import EstimatorOptions
 from vrb.ppo import Transitions
-from vrb.reward import EstimatorOptions, RewardEstimator
+from vrb.reward import RewardEstimator
 
 
 class LearnedReward:
@@ -80,7 +81,10 @@ class LearnedReward:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.estimator.load_state_dict(state["estimator"])
-        self.replay = [Transitions(*(t.float() for t in batch)) for batch in state["replay"]]
+        device = self.expert.device  # a checkpoint's tensors are on the CPU; the rollouts on the run's device
+        self.replay = [
+            Transitions(*(t.to(device, torch.float32) for t in batch)) for batch in state["replay"]
+        ]
 
 
 def _fields(batch: Transitions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

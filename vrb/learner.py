@@ -68,6 +68,20 @@ class Learner(Protocol):
     def close(self) -> None: ...
 
 
+def device_free(state: Any) -> Any:
+    """A learner's state with every tensor on the CPU (dicts, lists and tuples walked), so that a checkpoint of
+    a CUDA run loads on a machine without one; on a CPU run the very same tensors."""
+    if isinstance(state, torch.Tensor):
+        return state.cpu()
+    if isinstance(state, dict):
+        return {key: device_free(value) for key, value in state.items()}
+    if isinstance(state, list):
+        return [device_free(value) for value in state]
+    if isinstance(state, tuple):
+        return tuple(device_free(value) for value in state)
+    return state
+
+
 def validate(agent: Agent, envs: list[DialogueEnv], dialogues: int) -> dict[str, Any]:
     """The agent on the fixed validation dialogues (model selection never sees vrb.evaluate's seeds)."""
     seeds = range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + dialogues)
@@ -105,13 +119,22 @@ class RunTracker:
             DialogueEnv(simulator=cfg.simulator, data_dir=cfg.data_dir, user_noise=cfg.user_noise)
             for _ in range(VALIDATION_WIDTH)
         ]
+        # The scores of the last validation while the policy is still the one it scored (None once an epoch
+        # has learned since): ``finish`` reuses them instead of replaying the same dialogues with the same
+        # policy. A validation depends only on the policy and the fixed seeds, so they are what it would get.
+        self.latest: dict[str, Any] | None = None
+
+    def _validate(self) -> dict[str, Any]:
+        """The agent on the validation dialogues, remembered as ``latest``."""
+        self.latest = validate(self.agent, self.eval_envs, self.cfg.eval_dialogues)
+        return self.latest
 
     def _score(self, scores: dict[str, Any]) -> float:
         value = scores.get(self.metric)
         return -1.0 if value is None else float(value)
 
     def save(self, name: str, epoch: int) -> None:
-        state = self.learner_state() | {"best": self.best, "record": self.record}
+        state = device_free(self.learner_state()) | {"best": self.best, "record": self.record}
         save_checkpoint(
             self.out / name,
             config=self.cfg,
@@ -123,7 +146,7 @@ class RunTracker:
 
     def start(self) -> None:
         """Score the starting policy; it is the first best."""
-        self.best = {"epoch": -1, **validate(self.agent, self.eval_envs, self.cfg.eval_dialogues)}
+        self.best = {"epoch": -1, **self._validate()}
         self.record["start"] = self.best
         self.tb.validation(self.best, 0, 0)
         logger.info("start policy: validation %s", headline(self.best))
@@ -141,11 +164,12 @@ class RunTracker:
     def end_epoch(self, epoch: int, started: float, panels: dict[str, dict[str, float]]) -> None:
         """Log the epoch's panels (with its rate), validate when due, and write the checkpoints."""
         cfg, step = self.cfg, epoch + 1
+        self.latest = None  # the epoch has learned: the policy is no longer the one last validated
         panels.setdefault("perf", {})["steps_per_s"] = cfg.steps_per_epoch / (time.perf_counter() - started)
         for panel, scalars in panels.items():
             self.tb.scalars(panel, scalars, step)
         if step % cfg.eval_every == 0 or step == cfg.epochs:
-            scores = validate(self.agent, self.eval_envs, cfg.eval_dialogues)
+            scores = self._validate()
             self.tb.validation(scores, step, step * cfg.steps_per_epoch)
             if self._score(scores) > self._score(self.best):
                 self.best = {"epoch": epoch, **scores}
@@ -159,7 +183,9 @@ class RunTracker:
 
     def finish(self) -> dict[str, Any]:
         self.record["best"] = self.best
-        self.record["final"] = validate(self.agent, self.eval_envs, self.cfg.eval_dialogues)
+        # the policy last validated is the final one (the last epoch always validates, a patience stop follows a
+        # validation, an offline learner has only its start): its scores, not the same dialogues replayed
+        self.record["final"] = self.latest if self.latest is not None else self._validate()
         self.tb.hparams(
             self.cfg.hparams(), {f"best_{k}": v for k, v in self.best.items() if k != "dialogues"}
         )

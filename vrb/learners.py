@@ -20,21 +20,27 @@ import torch
 
 from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
 from vrb.agents import NeuralAgent
-from vrb.checkpoint import load_checkpoint
-from vrb.config import CloningOptions
+from vrb.checkpoint import Checkpoint, load_checkpoint, load_weights
+from vrb.clone_cache import Entry, Records, code_digest, entry_for, reuse_or_clone
+from vrb.config import CloningOptions, TrainConfig
 from vrb.diagnostics import decoding_stats, probe_auc
 from vrb.expert import ExpertData, ExpertSampler
 from vrb.learned_reward import LearnedReward
 from vrb.learner import Panels, RunContext
-from vrb.mle import act_scores, behaviour_cloning_from_options
-from vrb.policy import MultiLabelPolicy, ValueNet
-from vrb.ppo import PPO, RolloutBuffer
+from vrb.mle import act_scores, behaviour_cloning, behaviour_cloning_from_options
+from vrb.policy import MultiLabelPolicy, ValueNet, mlp
+from vrb.ppo import PPO, RolloutBuffer, shuffled_indices
 from vrb.reward import make_estimator, pretrain_estimator
 from vrb.sampling import EpochSampler, epoch_seeds
 
 logger = logging.getLogger(__name__)
 
 MLE_HOLDOUT_FRACTION = 0.1  # of the training split's dialogues, for choosing the MLE epoch
+# What the multi-label cloning reads of its options: every cloning field but the start's source and the cache
+# switch (a field added to CloningOptions is keyed until it is named here).
+CLONING_FIELDS = tuple(
+    name for name in CloningOptions.field_names() if name not in ("pretrained_policy", "clone_cache")
+)
 # Estimator statistics shown under diagnostics/ (the rest stay under the estimator's own panel).
 DIAGNOSTIC_KEYS = (
     "f_expert",
@@ -64,8 +70,46 @@ class RewardLearner(Protocol):
 
 
 def clone_behaviour(policy: MultiLabelPolicy, ctx: RunContext, options: CloningOptions) -> dict[str, float]:
-    """MLE on the training split (a dialogue-level hold-out picks the epoch); act scores on the test split."""
-    expert, test = ctx.expert, ctx.test
+    """MLE on the training split (a dialogue-level hold-out picks the epoch); act scores on the test split. With
+    ``clone_cache`` the start of an identical earlier cloning is reused (``vrb.clone_cache``): the same weights,
+    generator, ``mle`` scalars and result as cloning here."""
+
+    def clone() -> tuple[Records, dict[str, float]]:
+        return _clone(policy, ctx.expert, ctx.test, options, ctx.generator)
+
+    entry = clone_entry(policy, ctx, options) if options.clone_cache else None
+    start = reuse_or_clone(entry, policy, ctx.generator, clone)
+    for step, scalars in start.records:
+        ctx.tb.scalars("mle", scalars, step)
+    logger.info(
+        "MLE on %s: test act precision %.3f recall %.3f F1 %.3f", ctx.expert.split, *start.result.values()
+    )
+    return start.result
+
+
+def clone_entry(policy: MultiLabelPolicy, ctx: RunContext, options: CloningOptions) -> Entry:
+    """The clone-cache entry of this run's multi-label cloning, as the policy and generator are now."""
+    fields = {name: getattr(options, name) for name in CLONING_FIELDS}
+    code = code_digest(
+        _clone,
+        behaviour_cloning_from_options,
+        behaviour_cloning,
+        act_scores,
+        MultiLabelPolicy,
+        mlp,
+        shuffled_indices,
+    )
+    return entry_for("multilabel", ctx.cfg, ctx.data, ctx.expert.split, fields, code, policy, ctx.generator)
+
+
+def _clone(
+    policy: MultiLabelPolicy,
+    expert: ExpertData,
+    test: ExpertData,
+    options: CloningOptions,
+    generator: torch.Generator,
+) -> tuple[Records, dict[str, float]]:
+    """The cloning itself: the ``mle`` panel's records (one per epoch, then the test scores) and the result."""
     holdout = np.asarray(expert.dialogue_index) % round(1 / MLE_HOLDOUT_FRACTION) == 0
     history = behaviour_cloning_from_options(
         policy,
@@ -74,23 +118,23 @@ def clone_behaviour(policy: MultiLabelPolicy, ctx: RunContext, options: CloningO
         expert.states[holdout],
         expert.actions[holdout],
         options,
-        ctx.generator,
+        generator,
     )
-    for record in history:
-        ctx.tb.scalars("mle", {k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
+    records: Records = [(r["epoch"], {k: v for k, v in r.items() if k != "epoch"}) for r in history]
+    device = next(policy.parameters()).device
     with torch.no_grad():
-        scores = act_scores(policy.greedy(torch.as_tensor(test.states)), torch.as_tensor(test.actions))
+        predicted = policy.greedy(torch.as_tensor(test.states, device=device))
+        scores = act_scores(predicted, torch.as_tensor(test.actions, device=device))
     result = {"test_precision": scores.precision, "test_recall": scores.recall, "test_f1": scores.f1}
-    ctx.tb.scalars("mle", result, len(history))
-    logger.info("MLE on %s: test act precision %.3f recall %.3f F1 %.3f", expert.split, *result.values())
-    return result
+    return [*records, (len(history), result)], result
 
 
 def warm_start(policy: MultiLabelPolicy, ctx: RunContext) -> dict[str, Any]:
     """The policy's start: weights from ``pretrained_policy``, else behaviour cloning (recorded as ``mle``)."""
     options: CloningOptions = ctx.cfg.options  # type: ignore[assignment]
     if options.pretrained_policy is not None:
-        policy.load_state_dict(load_checkpoint(options.pretrained_policy).state["policy"])
+        network = f"a policy of policy_hidden {list(options.policy_hidden)}"
+        load_weights(policy, load_checkpoint(options.pretrained_policy), "policy", network)
         logger.info("policy starts from %s", options.pretrained_policy)
         return {"pretrained_policy": str(options.pretrained_policy)}
     return {"mle": clone_behaviour(policy, ctx, options)}
@@ -195,7 +239,7 @@ class LearnedRewardPolicy(PolicyLearner):
         super().__init__(ctx)
         options = ctx.cfg.options
         self.estimator = make_estimator(
-            options, ctx.cfg.gamma, STATE_DIM, ACTION_DIM, ctx.generator, self.policy.log_prob
+            options, ctx.cfg.gamma, STATE_DIM, ACTION_DIM, ctx.generator, self.policy.log_prob, ctx.cfg.device
         )
         self.reward = LearnedReward(
             self.estimator,
@@ -229,3 +273,14 @@ def state_probe(expert: ExpertData, buffer: RolloutBuffer, seed: int) -> float:
     policy_states = buffer.transitions().states.cpu()
     rows = torch.randperm(len(expert.states), generator=generator)[: len(policy_states)]
     return probe_auc(torch.as_tensor(expert.states[rows.numpy()]), policy_states, generator)
+
+
+def neural_agent(
+    checkpoint: Checkpoint, cfg: TrainConfig, decoder: str | None, sample_seed: int
+) -> NeuralAgent:
+    """The multi-label policy a checkpoint holds, decoding as its run did unless ``decoder`` says otherwise
+    (the agent loader of every algorithm that acts through ``MultiLabelPolicy``)."""
+    options = cfg.options
+    policy = MultiLabelPolicy(hidden_sizes=options.policy_hidden)  # type: ignore[attr-defined]
+    load_weights(policy, checkpoint, "policy", f"a policy of policy_hidden {list(options.policy_hidden)}")  # type: ignore[attr-defined]
+    return NeuralAgent(policy, decoder or options.decoder, options.empty_fallback, sample_seed)  # type: ignore[attr-defined]

@@ -5,7 +5,12 @@ papers' definitions — then the policy's behaviour, the learned reward's diagno
 against environment steps (turns) instead of epochs. The *Scalars* tab holds every panel: ``eval/`` (validation,
 both metric definitions), ``rollout/``, ``ppo/``, ``estimator/``, ``diagnostics/``, ``perf/``. Behaviour cloning
 and estimator pretraining happen before the first epoch, so they are logged as a run of their own (``RUN/mle``)
-with their own step axis. HParams are written into the run itself, with only the run's own fields.
+with their own step axis; so is the headline by environment steps (``RUN/env_steps``). HParams are written into
+the run itself, with only the run's own fields.
+
+A resumed run drops what the run before it logged after its ``last.pt`` (TensorBoard's purge: every point at or
+after a step), on each axis in that axis's own unit: epochs in ``RUN``, environment steps in ``RUN/env_steps``
+(one purge in epochs on a folder holding both axes would take every earlier point of the environment-steps one).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ HEADLINE = {
 }
 BOOKKEEPING = ("dialogues", "epoch")  # constant or redundant in a validation record: no card
 WARM_START_PANELS = ("mle", "estimator_pretrain")  # logged before epoch 1, on their own step axis
+ENV_STEPS_PANEL, ENV_STEPS_RUN = "eval_by_env_steps", "env_steps"  # the headline against environment steps
 
 
 def _chart(*tags: str) -> list:
@@ -56,10 +62,13 @@ LAYOUT = {
 
 class RunLogger:
     def __init__(self, log_dir: str | Path, purge_step: int | None = None):
+        """``purge_step``: a resumed run's first epoch step (what was logged from it on is dropped)."""
         self.log_dir = Path(log_dir)
+        self.purge_step = purge_step
         self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
         self.writer.add_custom_scalars(LAYOUT)
         self._warm_start: SummaryWriter | None = None
+        self._env_steps: SummaryWriter | None = None
 
     def _writer(self, panel: str) -> SummaryWriter:
         if panel not in WARM_START_PANELS:
@@ -68,17 +77,24 @@ class RunLogger:
             self._warm_start = SummaryWriter(str(self.log_dir / "mle"))
         return self._warm_start
 
-    def scalars(self, panel: str, values: Mapping[str, Any], step: int) -> None:
-        writer = self._writer(panel)
+    def _write(self, writer: SummaryWriter, panel: str, values: Mapping[str, Any], step: int) -> None:
         for name, value in values.items():
             if isinstance(value, int | float) and value == value:  # skip None and NaN
                 writer.add_scalar(f"{panel}/{name}", float(value), step)
         writer.flush()
 
+    def scalars(self, panel: str, values: Mapping[str, Any], step: int) -> None:
+        self._write(self._writer(panel), panel, values, step)
+
     def validation(self, scores: Mapping[str, Any], epoch: int, env_steps: int) -> None:
         """A validation record: ``eval/`` by epoch, the headline also by environment steps."""
         self.scalars("eval", {k: v for k, v in scores.items() if k not in BOOKKEEPING}, epoch)
-        self.scalars("eval_by_env_steps", {key: scores.get(key) for key in HEADLINE.values()}, env_steps)
+        if self._env_steps is None:
+            # the purge in environment steps: the epoch step's, at this run's steps per epoch (env_steps/epoch)
+            purge = None if self.purge_step is None or epoch <= 0 else self.purge_step * (env_steps // epoch)
+            self._env_steps = SummaryWriter(str(self.log_dir / ENV_STEPS_RUN), purge_step=purge)
+        headline = {key: scores.get(key) for key in HEADLINE.values()}
+        self._write(self._env_steps, ENV_STEPS_PANEL, headline, env_steps)
 
     def hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
         clean = {f"hparam/{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float) and v == v}
@@ -90,5 +106,6 @@ class RunLogger:
 
     def close(self) -> None:
         self.writer.close()
-        if self._warm_start is not None:
-            self._warm_start.close()
+        for writer in (self._warm_start, self._env_steps):
+            if writer is not None:
+                writer.close()

@@ -44,6 +44,12 @@ def bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
     return (F.softplus(logits) - torch.sigmoid(logits) * logits).sum(-1)
 
 
+def draw_device(generator: torch.Generator | None, default: torch.device | str) -> torch.device | str:
+    """Where a draw from ``generator`` must be made: a generator draws only on its own device (the run's
+    generator is a CPU one whatever the run's device), so a draw for CUDA tensors is made there and moved."""
+    return generator.device if generator is not None else default
+
+
 # A decoder: (logits of the whole batch, generator, the rows wanted) -> multi-hot actions of those rows. A
 # decoder that draws random numbers draws them for every row, so the generator moves as for the whole batch.
 ALL_ROWS = slice(None)
@@ -54,7 +60,8 @@ def _greedy(logits: torch.Tensor, generator: torch.Generator | None, rows: slice
 
 
 def _sample(logits: torch.Tensor, generator: torch.Generator | None, rows: slice) -> torch.Tensor:
-    return torch.bernoulli(torch.sigmoid(logits), generator=generator)[rows]
+    probs = torch.sigmoid(logits).to(draw_device(generator, logits.device))
+    return torch.bernoulli(probs, generator=generator).to(logits.device)[rows]
 
 
 def _expected(logits: torch.Tensor, generator: torch.Generator | None, rows: slice) -> torch.Tensor:

@@ -17,29 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from vrb.config import CloningOptions, DecodingOptions, integer, layer_sizes, number, param
-from vrb.policy import MultiLabelPolicy
-
-
-@dataclass(frozen=True)
-class PPOOptions(CloningOptions, DecodingOptions):
-    """``ppo``: the clipped PPO update of the cloned multi-label policy (and of every learner built on it)."""
-
-    value_hidden: tuple[int, ...] = param((50, 50), layer_sizes, "hidden layer sizes of the value network")
-    policy_lr: float = param(1e-4, number(strict=True), "the policy's RMSprop learning rate")
-    value_lr: float = param(5e-5, number(strict=True), "the value network's Adam learning rate")
-    gae_lambda: float = param(0.95, number(0, 1), "GAE's lambda")
-    clip_coef: float = param(0.2, number(strict=True), "PPO's clip range epsilon")
-    update_epochs: int = param(5, integer(1), "passes over the epoch's steps per update")
-    minibatch_size: int = param(32, integer(1), "steps per gradient step")
-    ent_coef: float = param(0.0, number(), "entropy bonus of the policy loss")
-    target_kl: float = param(
-        0.02, number(), "stop an update once a pass's mean approximate KL exceeds it (0: off)"
-    )
-    max_grad_norm: float = param(10.0, number(strict=True), "gradient-norm clip of every update")
-    bc_coef: float = param(
-        0.1, number(), "+ bc_coef * E_expert[-log pi(a|s)]: cloning kept alive in RL (0: off)"
-    )
+from vrb.options import PPOOptions
+from vrb.policy import MultiLabelPolicy, draw_device
 
 
 @dataclass(frozen=True)
@@ -153,8 +132,7 @@ class RolloutBuffer:
 
 def shuffled_indices(n: int, generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
     """A permutation drawn on the generator's own device (CPU or CUDA), returned on ``device``."""
-    where = generator.device if generator is not None else "cpu"
-    return torch.randperm(n, generator=generator, device=where).to(device)
+    return torch.randperm(n, generator=generator, device=draw_device(generator, "cpu")).to(device)
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -299,7 +277,7 @@ class PPO:
         policy_loss = clipped_surrogate_loss(ratio, advantages, self.clip_coef)
         entropy_mean = entropy.mean()
         loss = policy_loss - self.ent_coef * entropy_mean
-        bc_loss = torch.zeros(())
+        bc_loss = torch.zeros((), device=states.device)
         if self.bc_coef:
             demo = self.expert.sample(len(states))
             bc_loss = -self.policy.log_prob(demo.states, demo.actions).mean()

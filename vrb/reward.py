@@ -26,70 +26,33 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vrb.config import boolean, choice, integer, number, param
 from vrb.expert import ExpertSampler
-from vrb.policy import mlp
-from vrb.ppo import PPOOptions, Transitions, shuffled_indices
+from vrb.options import GDPLOptions, VRBOptions
+from vrb.policy import draw_device, mlp
+from vrb.ppo import Transitions, shuffled_indices
 
 LogProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (states, actions) -> log pi(a|s) [batch]
-
-
-@dataclass(frozen=True)
-class EstimatorOptions(PPOOptions):
-    """What GDPL and VRB share: PPO on a learned reward, and the estimator's training."""
-
-    estimator_lr: float = param(1e-3, number(strict=True), "the estimator's RMSprop learning rate")
-    estimator_batch_size: int = param(32, integer(1), "expert and policy transitions per estimator step")
-    estimator_hidden: int = param(50, integer(1), "hidden units of the estimator's networks")
-    estimator_negatives: str = param(
-        "rollout",
-        choice("rollout", "matched", "both"),
-        "negatives: rollouts, policy acts at expert states, both",
-    )
-    estimator_replay_epochs: int = param(0, integer(0), "earlier epochs of rollouts kept as extra negatives")
-    estimator_updates: int = param(1, integer(1), "passes over the negatives per epoch")
-    estimator_pretrain_epochs: int = param(
-        0, integer(0), "estimator epochs against the cloned policy before RL"
-    )
-    reward_normalize: bool = param(True, boolean, "standardise each epoch's learned rewards")
-    reward_logpi_coef: float = param(0.1, number(), "c in r = f - c log pi (1: AIRL's reward)")
-    learned_reward_coef: float = param(1.0, number(), "weight of the learned reward beside the env's reward")
-
-
-@dataclass(frozen=True)
-class GDPLOptions(EstimatorOptions):
-    """``gdpl``: GDPL's AIRL estimator, a weight-clipped critic."""
-
-    estimator_weight_clip: float = param(
-        0.02, number(), "clip every estimator weight to [-c, c] after each step (0: off, as ConvLab-2 ran)"
-    )
-
-
-@dataclass(frozen=True)
-class VRBOptions(EstimatorOptions):
-    """``vrb``: the variational reward estimator bottleneck."""
-
-    estimator_logit: str = param(
-        "f", choice("f", "airl"), "the discriminator's logit: f (Park et al.) or f - log pi"
-    )
-    z_dim: int = param(32, integer(1), "size of the bottleneck's latent z")
-    ic: float = param(0.5, number(), "I_c: the bound on the bottleneck's KL")
-    alpha_phi: float = param(1e-3, number(), "dual-ascent step of the Lagrange multiplier phi")
-    phi0: float = param(0.0, number(), "phi's starting value")
 
 
 class RewardEstimator(ABC):
     """Trained adversarially on expert vs policy transitions; turns policy transitions into rewards."""
 
-    def __init__(self, net: nn.Module, *, lr: float, batch_size: int, generator: torch.Generator | None):
-        self.net = net
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        lr: float,
+        batch_size: int,
+        generator: torch.Generator | None,
+        device: torch.device | str = "cpu",
+    ):
+        self.net = net.to(device)  # before the optimiser takes its parameters
         self.optimizer = torch.optim.RMSprop(net.parameters(), lr=lr, foreach=True)
         self.batch_size = batch_size
         self.generator = generator
@@ -173,12 +136,14 @@ class AIRLEstimator(RewardEstimator):
         batch_size: int,
         weight_clip: float,
         generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
     ):
         super().__init__(
             AIRLRewardNet(state_dim, action_dim, hidden, gamma),
             lr=lr,
             batch_size=batch_size,
             generator=generator,
+            device=device,
         )
         self.weight_clip = weight_clip
 
@@ -255,7 +220,8 @@ class VRBRewardNet(nn.Module):
 def _reparameterise(
     mean: torch.Tensor, log_var: torch.Tensor, generator: torch.Generator | None
 ) -> torch.Tensor:
-    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    where = draw_device(generator, mean.device)
+    noise = torch.randn(mean.shape, generator=generator, device=where, dtype=mean.dtype).to(mean.device)
     return mean + (0.5 * log_var).exp() * noise
 
 
@@ -281,12 +247,14 @@ class VRBEstimator(RewardEstimator):
         phi0: float,
         policy_log_prob: LogProbFn | None = None,
         generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
     ):
         super().__init__(
             VRBRewardNet(state_dim, action_dim, hidden, z_dim, gamma),
             lr=lr,
             batch_size=batch_size,
             generator=generator,
+            device=device,
         )
         self.ic, self.alpha_phi, self.phi = ic, alpha_phi, phi0
         self.policy_log_prob = policy_log_prob
@@ -344,9 +312,10 @@ def make_estimator(
     action_dim: int,
     generator: torch.Generator | None = None,
     policy_log_prob: LogProbFn | None = None,
+    device: torch.device | str = "cpu",
 ) -> RewardEstimator:
-    """GDPL's estimator for ``GDPLOptions``, VRB's for ``VRBOptions``; ``policy_log_prob`` serves VRB's AIRL
-    logit."""
+    """GDPL's estimator for ``GDPLOptions``, VRB's for ``VRBOptions``, on ``device``; ``policy_log_prob`` serves
+    VRB's AIRL logit."""
     if not isinstance(options, GDPLOptions | VRBOptions):
         raise TypeError(
             f"{type(options).__name__} describes no reward estimator; expected GDPL or VRB options"
@@ -357,6 +326,7 @@ def make_estimator(
         "lr": options.estimator_lr,
         "batch_size": options.estimator_batch_size,
         "generator": generator,
+        "device": device,
     }
     if isinstance(options, GDPLOptions):
         return AIRLEstimator(state_dim, action_dim, weight_clip=options.estimator_weight_clip, **common)

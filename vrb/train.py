@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from envs.cli import ArgumentParser
+from envs.cli import ArgumentParser, command
 from envs.fileio import LockHeld, hold_lock, write_json
 from envs.multiwoz import data as mw_data
 from vrb import algorithms, runs
@@ -46,6 +46,7 @@ from vrb.errors import ConfigError, UsageError, VrbError
 from vrb.expert import load_expert
 from vrb.learner import Learner, RunContext, RunTracker
 from vrb.logger import RunLogger
+from vrb.options import VRBOptions
 
 logger = logging.getLogger("vrb.train")
 
@@ -234,17 +235,24 @@ def _run(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:
 
 # -- command line -------------------------------------------------------------------------------------------
 
-FLAGS = {  # command-line flag -> config field (None: the field's default)
-    "algo": "algo",
-    "simulator": "simulator",
-    "seed": "seed",
-    "epochs": "epochs",
-    "steps_per_epoch": "steps_per_epoch",
-    "num_envs": "num_envs",
-    "workers": "workers",
-    "ic": "ic",
-    "data_dir": "data_dir",
-}
+# config fields with a flag of their own (--steps-per-epoch for steps_per_epoch); their type, default and help
+# come from the fields' declarations (vrb.config, vrb.options); every other field is reached with --set
+FLAGS = ("algo", "simulator", "seed", "epochs", "steps_per_epoch", "num_envs", "workers", "ic", "data_dir")
+
+
+def _add_field_flags(parser: argparse.ArgumentParser) -> None:
+    declared = {name: (default, meaning) for name, default, meaning in fields_help(VRBOptions)}
+    choices = {"algo": algorithms.names(), "simulator": list(SIMULATORS)}
+    for name in FLAGS:
+        default, meaning = declared[name]
+        kind = type(default) if isinstance(default, int | float) and not isinstance(default, bool) else str
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=kind,
+            choices=choices.get(name),
+            help=f"{meaning}" + ("" if default is None else f" (default: {default})"),
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,21 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         + "\n".join(f"  {n:<8} {a.summary}" for n, a in sorted(names.items()))
         + f"\n\npresets (--config): {', '.join(runs.preset_names())}; every field: --show-config [--algo A]",
     )
-    parser.add_argument("--algo", choices=sorted(names), help="the algorithm (default: vrb)")
-    parser.add_argument("--simulator", choices=SIMULATORS, help="the simulated user (default: agenda)")
-    parser.add_argument("--seed", type=int, help="the run's seed (default: 0)")
-    parser.add_argument("--epochs", type=int, help="learning epochs (default: 200)")
-    parser.add_argument("--steps-per-epoch", type=int, help="environment steps per epoch (default: 1024)")
-    parser.add_argument("--num-envs", type=int, help="dialogues stepped side by side (default: 8)")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        help="sampling processes, this one included (default: 0 = min(CPUs, num_envs, 8)); samples do not change",
-    )
-    parser.add_argument("--ic", type=float, help="VRB's information bound I_c (default: 0.5)")
-    parser.add_argument(
-        "--data-dir", help="data folder (default: $VRB_DATA_DIR, ../shared/multiwoz, the cache)"
-    )
+    _add_field_flags(parser)
     parser.add_argument(
         "--config",
         metavar="PRESET|FILE",
@@ -300,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_values(args: argparse.Namespace) -> dict[str, Any]:
     """The run's fields: a preset, then the flags, then ``--set`` (later ones win)."""
     values: dict[str, Any] = {}
-    flags = {field: getattr(args, flag) for flag, field in FLAGS.items() if getattr(args, flag) is not None}
+    flags = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
     for item in args.set:
         name, sep, raw = item.partition("=")
         if not sep or not name:
@@ -344,15 +338,13 @@ def parse_config(argv: Sequence[str] | None) -> tuple[TrainConfig, Path, bool] |
     return cfg.replace(out_dir=out), out, args.resume
 
 
+@command(VrbError, mw_data.DataError, interrupted="a run with a last.pt continues with --resume")
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; its errors, Ctrl-C and a closed pipe end as ``envs.cli.command`` says."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        parsed = parse_config(argv)
-        if parsed is not None:
-            run(*parsed)
-    except (VrbError, mw_data.DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    parsed = parse_config(argv)
+    if parsed is not None:
+        run(*parsed)
     return 0
 
 

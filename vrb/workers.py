@@ -145,8 +145,8 @@ def sample_share(
         states[t] = observations
         batch[rows] = torch.from_numpy(observations)
         decoded, log_prob = act(batch, generator, rows=rows)  # decodes these rows only
-        actions[t] = decoded.to(torch.int8).numpy()
-        log_probs[t] = log_prob.numpy()
+        actions[t] = decoded.to(torch.int8).cpu().numpy()
+        log_probs[t] = log_prob.cpu().numpy()
         step = vec_env.step(actions[t])
         next_states[t], rewards[t] = step.next_states, step.rewards
         terminated[t], truncated[t] = step.terminated, step.truncated
@@ -293,4 +293,4 @@ def fill_buffer(buffer: RolloutBuffer, share: Share, start: int) -> None:
     rows = slice(start, start + share.states.shape[1])
     for name in ("states", "actions", "next_states", "log_probs", "rewards", "terminated", "truncated"):
         target = getattr(buffer, name)
-        target[:, rows] = torch.as_tensor(getattr(share, name)).to(target.dtype)
+        target[:, rows] = torch.as_tensor(getattr(share, name)).to(target.device, target.dtype)

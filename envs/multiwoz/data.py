@@ -5,7 +5,10 @@ the user cache folder (``$XDG_CACHE_HOME/vrb/multiwoz``). Every file is checked 
 content, once per process and folder: hashing the whole folder takes about 10 ms (25 files, 3.5 MB; the train
 split adds about 20 ms), so no result is remembered across processes — an edit that keeps a file's size and
 modification time is caught like any other. ``SHA256SUMS`` must list every file the loaders read
-(``REQUIRED_FILES``; an empty or partial list does not turn checking off), one ``DIGEST  NAME`` a line.
+(``REQUIRED_FILES``; an empty or partial list does not turn checking off), one ``DIGEST  NAME`` a line, and every
+optional file present (``OPTIONAL_FILES``: the train split, which training switches to when it exists). Checksums
+do not say a file holds what its loader needs: each loader checks the shape it reads (a database is a list of
+records, a dialogue a mapping with a ``goal`` and a ``log`` of turns) and refuses it in one line naming the file.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ REQUIRED_FILES = (
     "val.json.zip",
     "test.json.zip",
 )
+OPTIONAL_FILES = ("train.json.zip", "trainListFile")  # read when present, so then listed like the others
 _SUM_LINE = re.compile(r"([0-9a-fA-F]{64})\s+\*?(\S.*)")
 HOW_TO_GET = (
     "get the data with `python -m vrb.data download --dest DIR` and point --data-dir or "
@@ -130,6 +134,12 @@ def verify(data_dir: Path) -> dict[str, str]:
             f"{data_dir / 'SHA256SUMS'} does not list {unlisted[0]} ({len(unlisted)} data files unlisted): "
             f"every data file must be checksummed; {HOW_TO_GET}"
         )
+    present = [name for name in OPTIONAL_FILES if name not in expected and (data_dir / name).exists()]
+    if present:
+        raise DataError(
+            f"data file {data_dir / present[0]} is not listed in SHA256SUMS: an unverified file is not used "
+            f"(add its line to {data_dir / 'SHA256SUMS'}, or remove the file); {HOW_TO_GET}"
+        )
     for name, digest in expected.items():
         path = data_dir / name
         if not path.is_file():
@@ -204,12 +214,25 @@ class MultiWozData:
             raise DataError(f"data file {path} is unreadable ({exc}); {HOW_TO_GET}") from exc
         return [line.strip() for line in text.splitlines() if line.strip()]
 
+    def _refuse(self, name: str, found: str, expected: str) -> DataError:
+        return DataError(f"data file {self.root / name} {found}, expected {expected}; {HOW_TO_GET}")
+
     @functools.cached_property
     def databases(self) -> dict[str, Any]:
-        return {
-            name: self.read_json(f"db/{name}_db.json", dict if name == "taxi" else list)
-            for name in DOMAIN_DB_NAMES
-        }
+        databases = {}
+        for domain in DOMAIN_DB_NAMES:
+            name = f"db/{domain}_db.json"
+            table = self.read_json(name, dict if domain == "taxi" else list)
+            rows, kind, expected = (
+                (table.values(), list, "a mapping of lists")
+                if domain == "taxi"
+                else (table, dict, "a list of records (JSON objects)")
+            )
+            odd = next((row for row in rows if not isinstance(row, kind)), None)
+            if odd is not None:
+                raise self._refuse(name, f"holds an entry {_short(odd)}", expected)
+            databases[domain] = table
+        return databases
 
     @functools.cached_property
     def goal_model(self) -> GoalModel:
@@ -277,7 +300,34 @@ class MultiWozData:
             raise DataError(f"data file {path} is unreadable ({exc}); {HOW_TO_GET}") from exc
         if not isinstance(dialogues, dict):
             raise DataError(f"data file {path} holds no mapping of dialogues; {HOW_TO_GET}")
+        for dialogue_id, dialogue in dialogues.items():
+            problem = _dialogue_problem(dialogue)
+            if problem:
+                raise self._refuse(
+                    path.name,
+                    f"dialogue {dialogue_id!r} {problem}",
+                    "a 'goal' mapping and a 'log' list of turns",
+                )
         return dialogues
+
+
+def _dialogue_problem(dialogue: Any) -> str:
+    """What is wrong with a dialogue's shape ('' when nothing): a mapping with a ``goal`` mapping and a ``log``
+    list of turns (mappings)."""
+    if not isinstance(dialogue, dict):
+        return f"is a JSON {type(dialogue).__name__}"
+    if not isinstance(dialogue.get("goal"), dict):
+        return f"has 'goal' = {_short(dialogue.get('goal'))}"
+    log = dialogue.get("log")
+    if not isinstance(log, list):
+        return f"has 'log' = {_short(log)}"
+    odd = next((turn for turn in log if not isinstance(turn, dict)), None)
+    return "" if odd is None else f"has a turn {_short(odd)} in its 'log'"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 @functools.lru_cache(maxsize=8)

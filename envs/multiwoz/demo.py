@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from envs.acts import Act
-from envs.cli import ArgumentParser
+from envs.cli import MAX_SEED, ArgumentParser, command, seed_type
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.db import Database
@@ -34,7 +34,6 @@ from envs.multiwoz.vector import ACTION_DIM
 BOOK_SLOTS = frozenset({"people", "day", "stay", "time"})
 ENTITY_DOMAINS = ("attraction", "hotel", "restaurant", "train")
 NAME_SLOT = {"train": ("Id", "trainID")}  # how the system names an entity, when not by "Name"
-MAX_SEED = 2**32 - 1  # numpy's RandomState, which samples the goal, takes seeds up to this
 RANDOM_POLICY_ACTS = (1, 3)  # fewest and most acts a turn of the random policy
 METRIC_ROWS = (  # (label, ConvLab-2 key, papers' key); None: the definition has no such number
     ("success", "success", "paper_success"),
@@ -253,19 +252,14 @@ def run_dialogue(
     return lines, info["metrics"]
 
 
+@command(mw_data.DataError)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m envs.multiwoz.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0, help=f"dialogue seed, 0..{MAX_SEED}")
+    parser.add_argument("--seed", type=seed_type, default=0, help=f"dialogue seed, 0..{MAX_SEED}")
     parser.add_argument("--policy", choices=sorted(POLICIES), default="rule", help="the system to talk to")
     parser.add_argument("--data-dir", default=None, help="MultiWOZ data folder (default: resolved as usual)")
     args = parser.parse_args(argv)
-    if not 0 <= args.seed <= MAX_SEED:
-        parser.error(f"--seed {args.seed}: expected an integer in 0..{MAX_SEED}")
-    try:
-        lines, _ = run_dialogue(args.seed, args.policy, args.data_dir)
-    except mw_data.DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    lines, _ = run_dialogue(args.seed, args.policy, args.data_dir)
     print("\n".join(lines))
     return 0
 

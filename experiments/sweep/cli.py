@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from envs.cli import ArgumentParser
+from envs.cli import ArgumentParser, command
 from envs.multiwoz.data import DataError
 from experiments.store import STORE_NAME, ResultStore
 from experiments.sweep.driver import ENGINES, run_sweep
@@ -20,6 +20,7 @@ from experiments.sweep.trial import LOG_FORMAT
 from vrb.errors import UsageError
 
 
+@command(SpecError, DataError, UsageError, interrupted="the same command resumes the sweep")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m experiments.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("config", help="sweep config (YAML), e.g. experiments/configs/smoke.yaml")
@@ -48,32 +49,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--max-retries {args.max_retries}: expected 0 or more")
     if args.address and args.engine != "ray":
         parser.error(f"--address {args.address}: a Ray cluster needs --engine ray")
-    try:
-        spec = load_spec(args.config)
-    except SpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    spec = load_spec(args.config)
     sweep_dir = Path(args.out or f"sweeps/{spec.name}")
     if args.dry_run:
         done = ResultStore(sweep_dir).finished_ids() if (sweep_dir / STORE_NAME).is_file() else set()
         for trial in spec.trials():
             print(f"{'done' if trial.trial_id in done else 'todo'}  {trial.trial_id}")
         return 0
-    command = shlex.join(["python", "-m", "experiments.sweep", *(argv if argv is not None else sys.argv[1:])])
-    try:
-        outcome = run_sweep(
-            spec,
-            sweep_dir,
-            command=command,
-            address=args.address,
-            max_concurrent=args.max_concurrent,
-            max_retries=args.max_retries,
-            skip_failed=args.skip_failed,
-            engine=args.engine,
-        )
-    except (DataError, UsageError) as exc:  # found before any trial starts: bad data, a busy sweep folder
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    command_line = shlex.join(
+        ["python", "-m", "experiments.sweep", *(argv if argv is not None else sys.argv[1:])]
+    )
+    # bad data or a busy sweep folder is found before any trial starts: one line, exit code 2
+    outcome = run_sweep(
+        spec,
+        sweep_dir,
+        command=command_line,
+        address=args.address,
+        max_concurrent=args.max_concurrent,
+        max_retries=args.max_retries,
+        skip_failed=args.skip_failed,
+        engine=args.engine,
+    )
     print(
         f"sweep {spec.name}: {outcome.total} trials; skipped {len(outcome.skipped)} already finished; "
         f"ran {len(outcome.ran)}; failed {len(outcome.failed)}; store {sweep_dir / STORE_NAME}"

@@ -1,10 +1,20 @@
 """The Ray Tune engine: each trial is a Tune trial (on this machine's Ray or a cluster's), and Tune restarts a
-killed attempt; a callback on the driver turns each ended trial into its row in the store."""
+killed attempt; a callback on the driver turns each ended trial into its row in the store.
+
+A Ray the driver starts ends with it (``ray_session``): Ctrl-C (SIGINT) and SIGTERM end the driver through
+``ray.shutdown()``, so none of Ray's processes outlives it (Tune's own Ctrl-C handling, which ends the sweep as if
+it had finished, is turned off: the command line reports the interruption in one line, exit code 130; SIGTERM
+exits with 143). A ``kill -9`` cannot be caught: Ray's processes then notice the driver's death themselves.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import os
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +89,48 @@ def _store_callback(record: Recorder):
     return StoreCallback()
 
 
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Ray for the block: the cluster at ``address``, the one this process runs already, or a local one started
+    here and shut down when the block ends, however it ends (an exception, Ctrl-C, SIGTERM)."""
+    import ray
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigint_setting = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C: a KeyboardInterrupt, through the finally below
+    previous_sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
+    started = not ray.is_initialized()
+    terminated: list[int] = []
+
+    def exit_on_sigterm(signum: int, frame: Any) -> None:
+        terminated.append(signum)
+        raise SystemExit(128 + signum)  # unwinds through the shutdown below; the shell's code for SIGTERM
+
+    try:
+        if started and address:
+            ray.init(address=address)
+        elif started:
+            ray.init(include_dashboard=False, configure_logging=False)
+        if main_thread:  # after ray.init, which installs handlers of its own
+            signal.signal(signal.SIGTERM, exit_on_sigterm)
+        yield
+    except SystemExit:
+        if terminated:  # a SIGTERM that met Ray's wait() comes out of it as exit code 1
+            raise SystemExit(128 + terminated[0]) from None
+        raise
+    finally:
+        try:
+            if started:
+                ray.shutdown()
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous_sigterm)
+            if previous_sigint_setting is None:
+                os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+            else:
+                os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_sigint_setting
+
+
 def run_on_ray(
     spec: SweepSpec,
     sweep_dir: Path,
@@ -88,15 +140,9 @@ def run_on_ray(
     retries: int,
     address: str | None,
 ) -> None:
-    import ray
     from ray import tune
 
-    started_ray = not ray.is_initialized()
-    if started_ray and address:
-        ray.init(address=address)
-    elif started_ray:
-        ray.init(include_dashboard=False, configure_logging=False)
-    try:
+    with ray_session(address):
         table = {trial.trial_id: trial.params(sweep_dir, spec.evaluation) for trial in pending}
         trainable = tune.with_resources(tune.with_parameters(run_trial, table=table), {"cpu": spec.cpus})
         tuner = tune.Tuner(
@@ -111,6 +157,3 @@ def run_on_ray(
             ),
         )
         tuner.fit()
-    finally:
-        if started_ray:
-            ray.shutdown()

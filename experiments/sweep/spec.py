@@ -112,8 +112,14 @@ def load_spec(path: str | Path) -> SweepSpec:
                 raise SpecError(f"sweep config {path}: grid axis {name!r} has no values")
     evaluation = _section(path, raw, "evaluation", EVALUATION_DEFAULTS)
     trials = _section(path, raw, "trials", TRIAL_DEFAULTS)
+    name = str(raw.get("name") or path.stem)
+    if not _plain_name(name):
+        raise SpecError(
+            f"sweep config {path}: 'name' = {name!r}: expected one plain folder name (no '/', not starting "
+            "with '.'), the sweep's folder under sweeps/"
+        )
     spec = SweepSpec(
-        name=str(raw.get("name") or path.stem),
+        name=name,
         base=base,
         grid=blocks,
         evaluation=evaluation,
@@ -122,6 +128,18 @@ def load_spec(path: str | Path) -> SweepSpec:
     )
     spec.trials()  # every grid point must be a valid TrainConfig before anything starts
     return spec
+
+
+def _plain_name(name: str) -> bool:
+    """One path component that stays where it is put: no separator, no '.' or '..', nothing hidden or odd."""
+    return (
+        bool(name)
+        and not name.startswith(".")
+        and "/" not in name
+        and "\\" not in name
+        and name.isprintable()
+        and Path(name).name == name
+    )
 
 
 def _section(path: Path, raw: Mapping[str, Any], key: str, defaults: Mapping[str, Any]) -> dict[str, Any]:

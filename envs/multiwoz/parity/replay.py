@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.cli import ArgumentParser
+from envs.cli import ArgumentParser, command
 from envs.multiwoz import data as mw_data
 from envs.multiwoz.agenda import UserSimulator
 from envs.multiwoz.db import Database
@@ -368,6 +368,7 @@ def all_match(tallies: dict[str, Tally]) -> bool:
     return all(t.matched == t.checked for t in tallies.values())
 
 
+@command(TraceFormatError, mw_data.DataError)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m envs.multiwoz.parity.replay", description=__doc__.splitlines()[0])
     parser.add_argument("trace", help="golden trace file (.jsonl or .jsonl.gz)")
@@ -383,11 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit {args.limit}: expected a positive number of dialogues")
-    try:
-        tallies = replay(args.trace, args.limit, args.components, ReplayContext(args.data_dir))
-    except (TraceFormatError, mw_data.DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    tallies = replay(args.trace, args.limit, args.components, ReplayContext(args.data_dir))
     print(format_report(tallies))
     return 0 if all_match(tallies) else 1
 

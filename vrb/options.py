@@ -1,0 +1,79 @@
+"""The PPO family's config fields (``ppo``, ``gdpl``, ``vrb`` and the learners built on them), apart from their
+code so that a config loads and validates without importing torch (``vrb.algorithms.make_config``).
+
+The update's defaults (minibatch 128, policy lr 2e-4, value lr 1e-4) were chosen by a 5-seed comparison of
+minibatches 32 / 64 / 128 / 256 with the learning rates scaled (experiments/results/learning/tried.md, step 5):
+128 is where VRB reaches both success >= 0.96 and inform F1 >= 0.80, at three quarters of 32's cost. ConvLab-2's
+32 / 1e-4 / 5e-5 are in the ``convlab2`` and ``gdpl_original`` presets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vrb.config import CloningOptions, DecodingOptions, boolean, choice, integer, layer_sizes, number, param
+
+
+@dataclass(frozen=True)
+class PPOOptions(CloningOptions, DecodingOptions):
+    """``ppo``: the clipped PPO update of the cloned multi-label policy (and of every learner built on it)."""
+
+    value_hidden: tuple[int, ...] = param((50, 50), layer_sizes, "hidden layer sizes of the value network")
+    policy_lr: float = param(2e-4, number(strict=True), "the policy's RMSprop learning rate")
+    value_lr: float = param(1e-4, number(strict=True), "the value network's Adam learning rate")
+    gae_lambda: float = param(0.95, number(0, 1), "GAE's lambda")
+    clip_coef: float = param(0.2, number(strict=True), "PPO's clip range epsilon")
+    update_epochs: int = param(5, integer(1), "passes over the epoch's steps per update")
+    minibatch_size: int = param(128, integer(1), "steps per gradient step")
+    ent_coef: float = param(0.0, number(), "entropy bonus of the policy loss")
+    target_kl: float = param(
+        0.02, number(), "stop an update once a pass's mean approximate KL exceeds it (0: off)"
+    )
+    max_grad_norm: float = param(10.0, number(strict=True), "gradient-norm clip of every update")
+    bc_coef: float = param(
+        0.1, number(), "+ bc_coef * E_expert[-log pi(a|s)]: cloning kept alive in RL (0: off)"
+    )
+
+
+@dataclass(frozen=True)
+class EstimatorOptions(PPOOptions):
+    """What GDPL and VRB share: PPO on a learned reward, and the estimator's training."""
+
+    estimator_lr: float = param(1e-3, number(strict=True), "the estimator's RMSprop learning rate")
+    estimator_batch_size: int = param(32, integer(1), "expert and policy transitions per estimator step")
+    estimator_hidden: int = param(50, integer(1), "hidden units of the estimator's networks")
+    estimator_negatives: str = param(
+        "rollout",
+        choice("rollout", "matched", "both"),
+        "negatives: rollouts, policy acts at expert states, both",
+    )
+    estimator_replay_epochs: int = param(0, integer(0), "earlier epochs of rollouts kept as extra negatives")
+    estimator_updates: int = param(1, integer(1), "passes over the negatives per epoch")
+    estimator_pretrain_epochs: int = param(
+        0, integer(0), "estimator epochs against the cloned policy before RL"
+    )
+    reward_normalize: bool = param(True, boolean, "standardise each epoch's learned rewards")
+    reward_logpi_coef: float = param(0.1, number(), "c in r = f - c log pi (1: AIRL's reward)")
+    learned_reward_coef: float = param(1.0, number(), "weight of the learned reward beside the env's reward")
+
+
+@dataclass(frozen=True)
+class GDPLOptions(EstimatorOptions):
+    """``gdpl``: GDPL's AIRL estimator, a weight-clipped critic."""
+
+    estimator_weight_clip: float = param(
+        0.02, number(), "clip every estimator weight to [-c, c] after each step (0: off, as ConvLab-2 ran)"
+    )
+
+
+@dataclass(frozen=True)
+class VRBOptions(EstimatorOptions):
+    """``vrb``: the variational reward estimator bottleneck."""
+
+    estimator_logit: str = param(
+        "f", choice("f", "airl"), "the discriminator's logit: f (Park et al.) or f - log pi"
+    )
+    z_dim: int = param(32, integer(1), "size of the bottleneck's latent z")
+    ic: float = param(0.5, number(), "I_c: the bound on the bottleneck's KL")
+    alpha_phi: float = param(1e-3, number(), "dual-ascent step of the Lagrange multiplier phi")
+    phi0: float = param(0.0, number(), "phi's starting value")
