@@ -25,7 +25,7 @@ One update on a stored segment of time-major steps [T, num_envs], the paper's di
         Q_ret <- min(1, rho_t(a_t)) (Q_ret - Q(s_t, a_t)) + V(s_t)                  (Retrace, lambda = 1)
     theta_avg <- alpha theta_avg + (1 - alpha) theta
 
-Per epoch: ``steps_per_epoch`` on-policy steps from ``vrb.sampling.collect`` (evaluator rewards), one update
+Per epoch: ``steps_per_epoch`` on-policy steps from ``vrb.rollout.roll_out`` (evaluator rewards), one update
 on them, store them, then ``acer_replay_ratio`` updates on stored epochs drawn uniformly. mu(.|s) is
 recomputed from the stored states right after sampling: the policy does not change while it samples, so this
 is exactly the behaviour distribution. The policy is warm-started like every learner here, by behaviour
@@ -59,7 +59,7 @@ from vrb.config import AlgoOptions, TrainConfig, boolean, integer, layer_sizes, 
 from vrb.errors import ConfigError
 from vrb.learner import RunContext
 from vrb.policy import mlp
-from vrb.ppo import RolloutBuffer, clipped_step, shuffled_indices
+from vrb.rollout import RolloutBuffer, clipped_step, shuffled_indices
 from vrb.sampling import EpochSampler
 
 logger = logging.getLogger(__name__)

@@ -53,7 +53,7 @@ from vrb.expert import ExpertData
 from vrb.learner import RunContext
 from vrb.learners import PolicyLearner
 from vrb.options import PPOOptions
-from vrb.ppo import RolloutBuffer, shuffled_indices
+from vrb.rollout import RolloutBuffer, shuffled_indices
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def expert_sessions(expert: ExpertData, state_features: slice = USER_ACTS) -> li
 
 
 class SessionReward:
-    """ALDM's learned reward as a ``vrb.train.RewardLearner``: trains D, then scores each finished session."""
+    """ALDM's learned reward as a ``vrb.learners.RewardLearner``: trains D, then scores each finished session."""
 
     panel = "discriminator"
 

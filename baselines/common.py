@@ -24,7 +24,7 @@ from vrb.clone_cache import Records
 from vrb.expert import ExpertData
 from vrb.learners import MLE_HOLDOUT_FRACTION
 from vrb.policy import draw_device, mlp
-from vrb.ppo import shuffled_indices
+from vrb.rollout import shuffled_indices
 
 
 @dataclass(frozen=True)

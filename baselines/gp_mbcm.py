@@ -52,7 +52,7 @@ from vrb.checkpoint import Checkpoint
 from vrb.config import AlgoOptions, TrainConfig, integer, number, param
 from vrb.learner import RunContext
 from vrb.policy import draw_device
-from vrb.ppo import RolloutBuffer
+from vrb.rollout import RolloutBuffer
 from vrb.sampling import EpochSampler
 
 logger = logging.getLogger(__name__)
@@ -318,7 +318,7 @@ class ThompsonActor:
 
 
 class GreedyAgent:
-    """The committee's greedy policy (argmax of the BCM mean) as a ``vrb.evaluate.Agent``."""
+    """The committee's greedy policy (argmax of the BCM mean) as a ``vrb.agents.Agent``."""
 
     def __init__(self, committee: Committee):
         self.committee = committee

@@ -27,6 +27,7 @@ import dataclasses
 import functools
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -60,7 +61,7 @@ class World:
 
 
 @functools.lru_cache(maxsize=4)
-def build_world(data_dir: str | None = None) -> World:
+def build_world(data_dir: str | Path | None = None) -> World:
     data = mw_data.load(data_dir)
     db = Database.from_data(data)
     return World(data=data, db=db, goals=GoalGenerator.from_data(data, db), vectoriser=Vectoriser(data, db))
@@ -86,7 +87,7 @@ class DialogueEnv(gym.Env[np.ndarray, np.ndarray]):
         simulator: str = "agenda",
         reward_mode: str = "user",
         max_rounds: int = MAX_ROUNDS,
-        data_dir: str | None = None,
+        data_dir: str | Path | None = None,
         render_mode: str | None = None,
         user: UserSimulator | None = None,
         user_noise: float = 0.0,

@@ -8,7 +8,7 @@ from vrb.algorithms import make_config
 from vrb.checkpoint import load_checkpoint
 from vrb.evaluate import load_agent
 from vrb.expert import ExpertData
-from vrb.ppo import RolloutBuffer
+from vrb.rollout import RolloutBuffer
 from vrb.train import run
 
 STATE_DIM, ACTION_DIM = 6, 3

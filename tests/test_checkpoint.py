@@ -17,8 +17,9 @@ from vrb.checkpoint import (
 from vrb.config import TrainConfig
 from vrb.options import PPOOptions
 from vrb.policy import MultiLabelPolicy, ValueNet
-from vrb.ppo import PPO, RolloutBuffer, Transitions
+from vrb.ppo import PPO
 from vrb.reward import VRBEstimator
+from vrb.rollout import RolloutBuffer, Transitions
 
 
 def trained_components(seed: int):

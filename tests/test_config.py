@@ -156,3 +156,16 @@ def test_best_follows_the_declared_metric_and_patience_stops_the_run(tmp_path, m
             break
     assert tracker.best["epoch"] == 0 and tracker.best["paper_success"] == 0.6  # not the higher ConvLab-2 one
     assert ("best.pt", 0) in saved and stopped_after == 2
+
+
+def test_legal_but_suspicious_settings_are_named():
+    from vrb.options import suspicious_settings
+
+    assert suspicious_settings(make_config(algo="vrb")) == []
+    (uneven,) = suspicious_settings(make_config(algo="ppo", steps_per_epoch=1000, minibatch_size=128))
+    assert "minibatch_size 128 does not divide steps_per_epoch 1000" in uneven and "104 steps" in uneven
+    found = suspicious_settings(
+        make_config(algo="vrb", steps_per_epoch=16, num_envs=2, epochs=2, eval_every=5)
+    )
+    assert [m.split()[0] for m in found] == ["minibatch_size", "estimator_batch_size", "eval_every"]
+    assert suspicious_settings(make_config(algo="mle", epochs=1, eval_every=1)) == []

@@ -16,7 +16,7 @@ from envs.multiwoz.vector import (
 )
 from vrb import expert as expert_module
 from vrb.expert import ExpertData, build_expert, cache_key, default_cache_dir, load_expert, turn_acts
-from vrb.ppo import Transitions
+from vrb.rollout import Transitions
 
 HAND_CHECKED_DIALOGUE = "PMUL1635"  # first dialogue of val.json.zip: one hotel booking, then a train
 

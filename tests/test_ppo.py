@@ -4,7 +4,8 @@ from torch import nn
 
 from vrb.options import PPOOptions
 from vrb.policy import MultiLabelPolicy, ValueNet
-from vrb.ppo import PPO, RolloutBuffer, clipped_surrogate_loss, compute_gae
+from vrb.ppo import PPO, clipped_surrogate_loss
+from vrb.rollout import RolloutBuffer, compute_gae
 
 GAMMA, LAMBDA = 0.9, 0.8
 
@@ -162,7 +163,7 @@ def test_target_kl_stops_the_update_early():
 def test_behaviour_cloning_term_pulls_towards_the_expert_act():
     """With no reward signal (constant rewards), the BC term alone moves the policy to the expert's act 2."""
     from vrb.expert import ExpertSampler
-    from vrb.ppo import Transitions
+    from vrb.rollout import Transitions
 
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)

@@ -4,7 +4,6 @@ import torch
 from vrb.expert import ExpertSampler
 from vrb.learned_reward import LearnedReward
 from vrb.options import PPOOptions
-from vrb.ppo import Transitions
 from vrb.reward import (
     AIRLEstimator,
     GDPLOptions,
@@ -14,6 +13,7 @@ from vrb.reward import (
     make_estimator,
     pretrain_estimator,
 )
+from vrb.rollout import Transitions
 
 STATE_DIM, ACTION_DIM = 16, 8
 
@@ -113,7 +113,7 @@ def test_phi_follows_the_measured_kl_during_updates():
     tight = vrb(gen, ic=0.0, alpha_phi=1.0)  # any KL exceeds a zero budget
     stats = tight.update(expert, policy)
     assert tight.phi > 0 and stats["kl"] > 0
-    assert set(stats) == {"loss", "adversarial_loss", "kl", "phi", "f_expert", "f_policy"}
+    assert set(stats) == {"loss", "adversarial_loss", "kl", "ic", "phi", "f_expert", "f_policy"}
     loose = vrb(gen, ic=1e6, alpha_phi=1.0, phi0=3.0)  # far under budget: phi driven to zero
     loose.update(expert, policy)
     assert loose.phi == 0.0

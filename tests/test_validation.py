@@ -137,7 +137,7 @@ def test_a_resumed_run_with_no_epoch_left_validates_at_the_end(tmp_path, monkeyp
 
 def _probe_auc_gathering_every_step(expert_states, policy_states, generator) -> float:
     """The probe as written before its training rows were gathered once (the reference it must equal)."""
-    from vrb.ppo import shuffled_indices
+    from vrb.rollout import shuffled_indices
 
     states = torch.cat([expert_states, policy_states]).float()
     labels = torch.cat([torch.ones(len(expert_states)), torch.zeros(len(policy_states))])

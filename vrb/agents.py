@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -26,6 +26,12 @@ class Agent(Protocol):
     def reset(self) -> None: ...
 
     def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray | list[list[str]]: ...
+
+
+class BatchAgent(Agent, Protocol):
+    """An agent that also acts on many dialogues' states at once (``NeuralAgent``)."""
+
+    def act_many(self, envs: Sequence[DialogueEnv], observations: Sequence[np.ndarray]) -> np.ndarray: ...
 
 
 class NeuralAgent:
@@ -54,6 +60,7 @@ class NeuralAgent:
     def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray:
         state = self._states(observation).unsqueeze(0)
         if env.rounds == 1:  # the dialogue's first system turn
+            assert env.dialogue_seed is not None  # reset() drew it
             self.generator.manual_seed(self.sample_seed + int(env.dialogue_seed))
         action, _ = self.policy.act(state, self.generator, self.decoder, self.fallback)
         return action[0].to(torch.int8).cpu().numpy()
@@ -117,12 +124,14 @@ def run_dialogues(
             running[slot] = (nxt[0], envs[slot].reset(seed=int(nxt[1]))[0])
             agent.reset()
 
-    for slot in range(len(envs) if hasattr(agent, "act_many") else 1):
+    batched = cast(BatchAgent, agent) if hasattr(agent, "act_many") else None
+    for slot in range(len(envs) if batched is not None else 1):
         start(slot)
     while running:
         slots = list(running)
-        if len(slots) > 1:
-            actions = agent.act_many([envs[k] for k in slots], [running[k][1] for k in slots])
+        actions: np.ndarray | list[np.ndarray | list[list[str]]]
+        if batched is not None and len(slots) > 1:  # (several dialogues run only for a batching agent)
+            actions = batched.act_many([envs[k] for k in slots], [running[k][1] for k in slots])
         else:
             actions = [agent.act(envs[slots[0]], running[slots[0]][1])]
         for slot, action in zip(slots, actions, strict=True):
@@ -139,12 +148,13 @@ def run_dialogues(
                 start(slot)
             else:
                 running[slot] = (index, observation)
+    finished = cast(list[DialogueMetrics], metrics)  # every dialogue ran to its end
     per_dialogue = [
-        {"seed": int(seed), **dataclasses.asdict(m)} for seed, m in zip(seeds, metrics, strict=True)
+        {"seed": int(seed), **dataclasses.asdict(m)} for seed, m in zip(seeds, finished, strict=True)
     ]
     behaviour = {
         "acts_per_turn": float(np.mean(acts_said)) if acts_said else 0.0,
         "empty_turn_rate": float(np.mean([n == 0 for n in acts_said])) if acts_said else 0.0,
     }
     ordered = [transcripts[i] for i in sorted(transcripts)]
-    return EvalResult(summarize(metrics) | behaviour, per_dialogue, ordered)
+    return EvalResult(summarize(finished) | behaviour, per_dialogue, ordered)

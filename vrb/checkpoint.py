@@ -19,7 +19,7 @@ import pickle
 import random
 import subprocess
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -270,6 +270,7 @@ def _non_finite(value: Any, name: str = "") -> str | None:
     if isinstance(value, torch.Tensor):
         floating = value.is_floating_point() or value.is_complex()
         return name if floating and not bool(torch.isfinite(value).all()) else None
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, Mapping):
         items = value.items()
     elif isinstance(value, list | tuple):

@@ -23,7 +23,7 @@ def resolve_with_reason(explicit: str | None) -> tuple[Path, str]:
     raise AssertionError(f"{root} is not one of the candidate data folders")
 
 
-def _format_size(size: int) -> str:
+def _format_size(size: float) -> str:
     for unit in ("B", "KiB", "MiB"):
         if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

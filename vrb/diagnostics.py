@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from vrb.policy import MultiLabelPolicy, bernoulli_entropy
-from vrb.ppo import shuffled_indices
+from vrb.rollout import shuffled_indices
 
 PROBE_STEPS = 150
 PROBE_LR = 0.05

@@ -1,18 +1,24 @@
-"""A vector of dialogue environments stepped in one process, and the type of the policies that step it."""
+"""A vector of dialogue environments stepped in one process, and the type of the policies that step it.
+
+``vrb.rollout.roll_out`` is what steps it, in the run's process (all environments) and in each sampling
+worker (its block)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz.evaluator import DialogueMetrics
+from envs.multiwoz.vector import STATE_DIM
 
-# states, generator -> (0/1 actions [n, 209], their log-probabilities [n]): a policy's decoded act. Sampling
-# workers call it with ``rows=slice(...)`` as well, for those rows' acts only (``MultiLabelPolicy.act``).
+# states, generator -> (0/1 actions [n, 209], their log-probabilities [n]): a policy's decoded act. When a
+# process steps only a block of the vector, ``roll_out`` adds ``rows=slice(...)``, for those rows' acts only
+# (``MultiLabelPolicy.act``).
 ActFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -44,7 +50,7 @@ class DialogueVector:
 
     def step(self, actions: np.ndarray) -> VectorStep:
         n = self.num_envs
-        observations = np.empty((n, self.envs[0].observation_space.n), dtype=np.int8)
+        observations = np.empty((n, STATE_DIM), dtype=np.int8)  # every env's MultiBinary(STATE_DIM)
         next_states = np.empty_like(observations)
         rewards, eval_rewards = np.zeros(n), np.zeros(n)
         terminated, truncated = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
@@ -69,7 +75,7 @@ def make_vector_env(
     num_envs: int,
     *,
     reward_mode: str,
-    data_dir: str | None = None,
+    data_dir: str | Path | None = None,
     user_noise: float = 0.0,
 ) -> DialogueVector:
     """``num_envs`` dialogue environments that restart a dialogue in the step that ends one."""

@@ -39,7 +39,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ from envs.multiwoz.data import MultiWozData, read_checksums, sha256_of, user_cac
 from envs.multiwoz.db import Database
 from envs.multiwoz.dst import RuleDST
 from envs.multiwoz.vector import ACTION_DIM, BELIEF_SLOTS, DB_DOMAINS, STATE_DIM, Vectoriser
-from vrb.ppo import Transitions, shuffled_indices
+from vrb.rollout import Transitions, shuffled_indices
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def turn_acts(turn: Mapping[str, Any]) -> list[Act] | None:
     dialog_act = turn.get("dialog_act")
     if not isinstance(dialog_act, Mapping):
         return None
-    acts = []
+    acts: list[Act] = []
     for domain_intent, pairs in dialog_act.items():
         parts = domain_intent.split("-") if isinstance(domain_intent, str) else ()
         if len(parts) != 2 or not isinstance(pairs, list):
@@ -123,7 +123,7 @@ def turn_acts(turn: Mapping[str, Any]) -> list[Act] | None:
     return acts
 
 
-def is_belief_state(metadata: Any) -> bool:
+def is_belief_state(metadata: Any) -> TypeGuard[Mapping[str, Mapping[str, Mapping[str, Any]]]]:
     """Whether ``metadata`` has every domain the state vector reads, with ``semi`` and ``book.booked``."""
     if not isinstance(metadata, Mapping):
         return False
@@ -162,7 +162,7 @@ def build_expert(
             skipped += 1
             continue
         first = len(states)
-        terminal_next = None
+        terminal_next: np.ndarray | None = None
         user_acts: list[Act] | None = []
         previous_system_acts: list[Act] | None = []
         if tracker is not None:
@@ -177,6 +177,7 @@ def build_expert(
                 if state is None:
                     skipped += (len(log) - i + 1) // 2  # this system turn and every later one
                     break
+                assert acts is not None  # a state: every act list it needs was readable
                 terminal_next = vectoriser.state_vector(tracker.state.belief_state, [], acts, terminated=True)
             else:
                 state = _annotated_state(
@@ -186,6 +187,7 @@ def build_expert(
                     skipped += 1
                     previous_system_acts = acts
                     continue
+                assert acts is not None  # a state: every act list it needs was readable
                 terminal_next = state
             states.append(state)
             actions.append(vectoriser.acts_to_action(acts))
@@ -195,6 +197,7 @@ def build_expert(
         # s' chains to the next kept turn of this dialogue; the last one takes its terminal s'.
         next_states.extend(states[first + 1 :])
         if len(states) > first:
+            assert terminal_next is not None  # set with every kept turn
             next_states.append(terminal_next)
     if skipped:
         logger.warning("expert data (%s): skipped %d malformed system turns or dialogues", split, skipped)

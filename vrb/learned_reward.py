@@ -10,8 +10,8 @@ import torch
 from vrb.diagnostics import reward_parts
 from vrb.expert import ExpertSampler
 from vrb.options import EstimatorOptions
-from vrb.ppo import Transitions
 from vrb.reward import RewardEstimator
+from vrb.rollout import Transitions
 
 
 class LearnedReward:

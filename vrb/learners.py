@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -22,15 +22,17 @@ from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
 from vrb.agents import NeuralAgent
 from vrb.checkpoint import Checkpoint, load_checkpoint, load_weights
 from vrb.clone_cache import Entry, Records, code_digest, entry_for, reuse_or_clone
-from vrb.config import CloningOptions, TrainConfig
+from vrb.config import CloningOptions, MLEOptions, TrainConfig
 from vrb.diagnostics import decoding_stats, probe_auc
 from vrb.expert import ExpertData, ExpertSampler
 from vrb.learned_reward import LearnedReward
 from vrb.learner import Panels, RunContext
 from vrb.mle import act_scores, behaviour_cloning, behaviour_cloning_from_options
+from vrb.options import EstimatorOptions, GDPLOptions, PPOOptions, VRBOptions
 from vrb.policy import MultiLabelPolicy, ValueNet, mlp
-from vrb.ppo import PPO, RolloutBuffer, shuffled_indices
+from vrb.ppo import PPO
 from vrb.reward import make_estimator, pretrain_estimator
+from vrb.rollout import RolloutBuffer, shuffled_indices
 from vrb.sampling import EpochSampler, epoch_seeds
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ DIAGNOSTIC_KEYS = (
     "f_expert",
     "f_policy",
     "kl",
+    "ic",
     "phi",
     "reward_f_mean",
     "reward_logpi_term_mean",
@@ -120,7 +123,7 @@ def _clone(
         options,
         generator,
     )
-    records: Records = [(r["epoch"], {k: v for k, v in r.items() if k != "epoch"}) for r in history]
+    records: Records = [(int(r["epoch"]), {k: v for k, v in r.items() if k != "epoch"}) for r in history]
     device = next(policy.parameters()).device
     with torch.no_grad():
         predicted = policy.greedy(torch.as_tensor(test.states, device=device))
@@ -147,9 +150,10 @@ class ClonedPolicy:
 
     def __init__(self, ctx: RunContext):
         cfg = ctx.cfg
+        options = cast(MLEOptions, cfg.options)  # the algorithm's own options class (vrb.algorithms)
         self.ctx = ctx
-        self.policy = MultiLabelPolicy(STATE_DIM, ACTION_DIM, cfg.options.policy_hidden).to(cfg.device)
-        self.agent = NeuralAgent(self.policy, cfg.options.decoder, cfg.options.empty_fallback, cfg.seed)
+        self.policy = MultiLabelPolicy(STATE_DIM, ACTION_DIM, options.policy_hidden).to(cfg.device)
+        self.agent = NeuralAgent(self.policy, options.decoder, options.empty_fallback, cfg.seed)
 
     def start(self) -> dict[str, Any]:
         return warm_start(self.policy, self.ctx)
@@ -173,7 +177,7 @@ class PolicyLearner:
     online = True
 
     def __init__(self, ctx: RunContext, reward: RewardLearner | None = None):
-        cfg, options = ctx.cfg, ctx.cfg.options
+        cfg, options = ctx.cfg, cast(PPOOptions, ctx.cfg.options)  # the algorithm's own (vrb.algorithms)
         self.ctx, self.reward = ctx, reward
         self.policy = MultiLabelPolicy(STATE_DIM, ACTION_DIM, options.policy_hidden).to(cfg.device)
         self.value = ValueNet(STATE_DIM, options.value_hidden).to(cfg.device)
@@ -202,8 +206,6 @@ class PolicyLearner:
             panels[self.reward.panel] = stats
         if (epoch + 1) % cfg.eval_every == 0:
             diagnostics["probe_auc"] = state_probe(self.ctx.expert, self.buffer, cfg.seed * 10_007 + epoch)
-        if "kl" in diagnostics:
-            diagnostics["ic"] = cfg.options.ic
         panels["diagnostics"] = diagnostics
         panels["ppo"] = self.ppo.update(self.buffer)
         panels["rollout"] = episodes.summary()
@@ -237,7 +239,7 @@ class LearnedRewardPolicy(PolicyLearner):
 
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
-        options = ctx.cfg.options
+        options = cast(GDPLOptions | VRBOptions, ctx.cfg.options)  # the algorithm's own (vrb.algorithms)
         self.estimator = make_estimator(
             options, ctx.cfg.gamma, STATE_DIM, ACTION_DIM, ctx.generator, self.policy.log_prob, ctx.cfg.device
         )
@@ -251,7 +253,7 @@ class LearnedRewardPolicy(PolicyLearner):
 
     def start(self) -> dict[str, Any]:
         record = super().start()
-        epochs = self.ctx.cfg.options.estimator_pretrain_epochs
+        epochs = cast(EstimatorOptions, self.ctx.cfg.options).estimator_pretrain_epochs
         if epochs:
             rounds = itertools.count(1)
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
+from torch.utils.tensorboard.writer import FileWriter
 
 HEADLINE = {
     "success": "paper_success",
@@ -99,7 +100,8 @@ class RunLogger:
     def hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
         clean = {f"hparam/{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float) and v == v}
         for summary in hparams_summary(dict(hparams), clean):
-            self.writer.file_writer.add_summary(summary)
+            # set by SummaryWriter.__init__, which torch declares as ``file_writer = None``
+            cast(FileWriter, self.writer.file_writer).add_summary(summary)
         for tag, value in clean.items():
             self.writer.add_scalar(tag, value)
         self.writer.flush()

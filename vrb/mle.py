@@ -17,7 +17,7 @@ from torch import nn
 
 from vrb.config import CloningOptions
 from vrb.policy import MultiLabelPolicy
-from vrb.ppo import shuffled_indices
+from vrb.rollout import shuffled_indices
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vrb.config import CloningOptions, DecodingOptions, boolean, choice, integer, layer_sizes, number, param
+from vrb.config import (
+    CloningOptions,
+    DecodingOptions,
+    TrainConfig,
+    boolean,
+    choice,
+    integer,
+    layer_sizes,
+    number,
+    param,
+)
 
 
 @dataclass(frozen=True)
@@ -77,3 +87,29 @@ class VRBOptions(EstimatorOptions):
     ic: float = param(0.5, number(), "I_c: the bound on the bottleneck's KL")
     alpha_phi: float = param(1e-3, number(), "dual-ascent step of the Lagrange multiplier phi")
     phi0: float = param(0.0, number(), "phi's starting value")
+
+
+def suspicious_settings(cfg: TrainConfig) -> list[str]:
+    """Settings that are legal but probably not what was meant (as Stable-Baselines3 warns of a minibatch that
+    does not divide the rollout): one sentence each, naming the fields; logged when a run starts."""
+    found = []
+    options = cfg.options
+    if isinstance(options, PPOOptions):
+        steps, batch = cfg.steps_per_epoch, options.minibatch_size
+        if batch > steps:
+            found.append(f"minibatch_size {batch} > steps_per_epoch {steps}: every update pass is one step")
+        elif steps % batch:
+            found.append(
+                f"minibatch_size {batch} does not divide steps_per_epoch {steps}: each pass ends with a "
+                f"minibatch of {steps % batch} steps"
+            )
+    if isinstance(options, EstimatorOptions) and options.estimator_batch_size > cfg.steps_per_epoch:
+        found.append(
+            f"estimator_batch_size {options.estimator_batch_size} > steps_per_epoch {cfg.steps_per_epoch}: "
+            "the estimator sees fewer negatives a step than asked for"
+        )
+    if cfg.eval_every > cfg.epochs:
+        found.append(
+            f"eval_every {cfg.eval_every} > epochs {cfg.epochs}: only the start and the end are validated"
+        )
+    return found

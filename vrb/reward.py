@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +35,7 @@ from torch import nn
 from vrb.expert import ExpertSampler
 from vrb.options import GDPLOptions, VRBOptions
 from vrb.policy import draw_device, mlp
-from vrb.ppo import Transitions, shuffled_indices
+from vrb.rollout import Transitions, shuffled_indices
 
 LogProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (states, actions) -> log pi(a|s) [batch]
 
@@ -213,7 +213,8 @@ class VRBRewardNet(nn.Module):
             _reparameterise(mean, log_var, generator) if sample else mean for mean, log_var in posteriors
         )
         f = self.decode_g(z_g) + self.gamma * self.decode_h(z_next) - self.decode_h(z_h)
-        kl = sum(gaussian_kl(mean, log_var) for mean, log_var in posteriors)
+        # sum() starts from 0: typed int | Tensor
+        kl = cast(torch.Tensor, sum(gaussian_kl(mean, log_var) for mean, log_var in posteriors))
         return f.squeeze(-1), kl
 
 
@@ -284,6 +285,7 @@ class VRBEstimator(RewardEstimator):
             "loss": loss.item(),
             "adversarial_loss": adversarial.item(),
             "kl": kl.item(),
+            "ic": self.ic,  # the bound beside the KL it holds (diagnostics/)
             "phi": self.phi,
             "f_expert": f_expert.mean().item(),
             "f_policy": f_policy.mean().item(),
@@ -305,6 +307,17 @@ class VRBEstimator(RewardEstimator):
         self.phi = float(state["phi"])
 
 
+class _EstimatorArgs(TypedDict):
+    """The keyword arguments both estimators take."""
+
+    hidden: int
+    gamma: float
+    lr: float
+    batch_size: int
+    generator: torch.Generator | None
+    device: torch.device | str
+
+
 def make_estimator(
     options: GDPLOptions | VRBOptions,
     gamma: float,
@@ -320,7 +333,7 @@ def make_estimator(
         raise TypeError(
             f"{type(options).__name__} describes no reward estimator; expected GDPL or VRB options"
         )
-    common = {
+    common: _EstimatorArgs = {
         "hidden": options.estimator_hidden,
         "gamma": gamma,
         "lr": options.estimator_lr,

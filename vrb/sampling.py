@@ -1,5 +1,9 @@
-"""Rollouts: a vector of dialogue environments stepped by a multi-label policy into a RolloutBuffer, in this
-process or shared out to worker processes.
+"""An epoch's rollouts: a run's vector of dialogues stepped by its policy into its RolloutBuffer, in this process
+or shared out to worker processes.
+
+Both paths run the one loop of ``vrb.rollout`` (``roll_out``: all environments here, a block per worker) and
+write its ``Share``s in with ``RolloutBuffer.fill``; this module only decides the seeds, who steps which block,
+and what gets logged.
 
 Every epoch starts fresh dialogues whose seeds derive from (run seed, epoch), so an epoch's data depends only on
 the policy, the run's generator and those numbers: a resumed run samples exactly what the uninterrupted one
@@ -22,8 +26,8 @@ from envs.multiwoz.evaluator import DialogueMetrics
 from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
 from vrb.config import TrainConfig
 from vrb.dialogue_vector import ActFn, DialogueVector, VectorStep, make_vector_env
-from vrb.ppo import RolloutBuffer
-from vrb.workers import SamplerError, WorkerPool, env_blocks, fill_buffer, sample_share, worker_count
+from vrb.rollout import RolloutBuffer, Share, roll_out
+from vrb.workers import SamplerError, WorkerPool, env_blocks, worker_count
 
 __all__ = [
     "ActFn",
@@ -52,6 +56,12 @@ class EpisodeLog:
     metrics: list[DialogueMetrics] = field(default_factory=list)
     eval_returns: list[float] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, shares: list[Share]) -> EpisodeLog:
+        """The dialogues the shares finished, in the order one process meets them: by step, then environment."""
+        finished = sorted((item for share in shares for item in share.finished), key=lambda item: item[:2])
+        return cls([item[2] for item in finished], [item[3] for item in finished])
+
     def summary(self) -> dict[str, float]:
         if not self.metrics:
             return {"dialogues": 0.0}
@@ -73,26 +83,10 @@ def collect(
     generator: torch.Generator,
 ) -> EpisodeLog:
     """Fill ``buffer`` with fresh dialogues started from ``seeds``, acting by ``act`` (a policy's ``act`` with
-    its decoder bound); s' of a finished step is its final state."""
-    buffer.reset()
-    log = EpisodeLog()
-    observations = vec_env.reset(seeds)
-    running_return = np.zeros(vec_env.num_envs)
-    device = buffer.states.device
-    while not buffer.full:
-        states = torch.as_tensor(observations, dtype=torch.float32, device=device)
-        actions, log_probs = act(states, generator)
-        step = vec_env.step(actions.to(torch.int8).cpu().numpy())
-        running_return += step.eval_rewards
-        for i, metrics in step.finished.items():
-            log.metrics.append(metrics)
-            log.eval_returns.append(float(running_return[i]))
-            running_return[i] = 0.0
-        buffer.add(
-            states, actions, step.next_states, log_probs, step.rewards, step.terminated, step.truncated
-        )
-        observations = step.observations
-    return log
+    its decoder bound) on the buffer's device: ``roll_out`` on every environment."""
+    share = roll_out(vec_env, act, seeds, buffer.num_steps, generator, device=buffer.device)
+    buffer.fill([share])
+    return EpisodeLog.of([share])
 
 
 class EpochSampler:
@@ -125,32 +119,28 @@ class EpochSampler:
         """Fresh dialogues from ``seeds`` (one per environment) into ``buffer``, acting by ``act``."""
         if self.workers == 1:
             return collect(self.vec_env, act, self.buffer, seeds, generator)
-        buffer, num_envs, steps = self.buffer, self.cfg.num_envs, self.buffer.num_steps
+        num_envs, steps = self.cfg.num_envs, self.buffer.num_steps
         try:
             if self.pool is None:
                 self.pool = WorkerPool(self.cfg, self.other_blocks)
             self.pool.wait_ready()
             self.pool.send(pickle.dumps(act), seeds, num_envs, steps, generator.get_state())
             own_seeds = seeds[slice(*self.own)]
-            shares = [sample_share(self.own_envs, act, own_seeds, self.own[0], num_envs, steps, generator)]
-            shares += self.pool.receive()
+            own = roll_out(
+                self.own_envs, act, own_seeds, steps, generator, start=self.own[0], num_envs=num_envs
+            )
+            shares = [own, *self.pool.receive()]
         except BaseException:
             self.close_workers()
             self.workers = 1
             raise
-        buffer.reset()
-        finished = []
-        for share, (start, _) in zip(shares, [self.own, *self.other_blocks], strict=True):
-            if not torch.equal(share.generator_state, shares[0].generator_state):
-                raise SamplerError(
-                    "sampling workers' generators disagree after the epoch: the act function draws "
-                    "depending on its rows' values, which workers cannot reproduce (use workers=1)"
-                )
-            fill_buffer(buffer, share, start)
-            finished += share.finished
-        buffer.step = buffer.num_steps
-        finished.sort(key=lambda item: item[:2])
-        return EpisodeLog([item[2] for item in finished], [item[3] for item in finished])
+        if any(not torch.equal(share.generator_state, own.generator_state) for share in shares):
+            raise SamplerError(
+                "sampling workers' generators disagree after the epoch: the act function draws "
+                "depending on its rows' values, which workers cannot reproduce (use workers=1)"
+            )
+        self.buffer.fill(shares)
+        return EpisodeLog.of(shares)
 
     def sample(
         self, act: ActFn, epoch: int, generator: torch.Generator

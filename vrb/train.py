@@ -46,7 +46,7 @@ from vrb.errors import ConfigError, UsageError, VrbError
 from vrb.expert import load_expert
 from vrb.learner import Learner, RunContext, RunTracker
 from vrb.logger import RunLogger
-from vrb.options import VRBOptions
+from vrb.options import VRBOptions, suspicious_settings
 
 logger = logging.getLogger("vrb.train")
 
@@ -152,6 +152,8 @@ def run_folder(out: Path, resume: bool) -> Iterator[None]:
 def run(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     """The run above, for any registered algorithm; returns the run's record (also ``results.json``)."""
     cfg = algorithms.make_config(cfg.to_dict())  # the algorithm's own options class, validated
+    for message in suspicious_settings(cfg):
+        logger.warning("suspicious setting: %s", message)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"config field 'device' = {cfg.device!r}: this torch build sees no CUDA device")
     with run_folder(out, resume):

@@ -6,8 +6,10 @@ they go, the first blocks one larger: ``env_blocks``). This process steps the fi
 belongs to a child process started once (multiprocessing's ``spawn`` context, single-threaded torch, the run's
 ``flush_denormal``), which owns its environments. Per epoch a child receives one message (the pickled ``act``,
 i.e. a copy of the policy with its decoder, its block's dialogue seeds, the generator's state) and sends one
-back (its block's arrays, finished dialogues and the generator's final state); nothing crosses between
-processes per step. With ``workers`` = 1 nothing is started and the epoch runs in this process (``collect``).
+back (a ``vrb.rollout.Share``: its block's arrays, finished dialogues and the generator's final state); nothing
+crosses between processes per step. Every process, this one included, steps its block with
+``vrb.rollout.roll_out``, the loop the one-process path (``vrb.sampling.collect``, ``workers`` = 1: nothing is
+started) runs on all environments; ``RolloutBuffer.fill`` writes the shares in.
 
 **Determinism rule**: an epoch's buffer and ``EpisodeLog`` are the same whatever the worker count.
 
@@ -26,7 +28,8 @@ processes per step. With ``workers`` = 1 nothing is started and the epoch runs i
 * Finished dialogues are logged in the order one process meets them: by step, then by environment index.
 
 The cost is the network's forward pass on ``num_envs`` rows in every process at every step (for 8 rows, small
-beside the environments' steps; decoding, the larger part of an act, is done for the process's own rows only). Workers sample on the CPU; a run on a CUDA device samples in this process.
+beside the environments' steps; decoding, the larger part of an act, is done for the process's own rows only).
+Workers sample on the CPU; a run on a CUDA device samples in this process.
 """
 
 from __future__ import annotations
@@ -38,18 +41,14 @@ import pickle
 import time
 import traceback
 import weakref
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
 
-from envs.multiwoz.evaluator import DialogueMetrics
-from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
 from vrb.config import TrainConfig
-from vrb.dialogue_vector import ActFn, DialogueVector, make_vector_env
-from vrb.ppo import RolloutBuffer
+from vrb.dialogue_vector import make_vector_env
+from vrb.rollout import Share, roll_out
 
 MAX_AUTO_WORKERS = 8  # workers = 0 takes min(CPUs, num_envs, this)
 # The variables that size a child's BLAS and OpenMP thread pools: read once, when the child imports numpy/torch.
@@ -102,75 +101,9 @@ def env_blocks(num_envs: int, workers: int) -> list[tuple[int, int]]:
     return blocks
 
 
-@dataclass
-class Share:
-    """One block of environments' part of an epoch, as arrays (what a worker sends back)."""
-
-    states: np.ndarray  # [T, k, 340] int8
-    actions: np.ndarray  # [T, k, 209] int8
-    next_states: np.ndarray  # [T, k, 340] int8
-    log_probs: np.ndarray  # [T, k] float32
-    rewards: np.ndarray  # [T, k] float64 (the env's rewards, as the one-process path has them)
-    terminated: np.ndarray  # [T, k] bool
-    truncated: np.ndarray  # [T, k] bool
-    finished: list[tuple[int, int, DialogueMetrics, float]]  # (step, env index, metrics, evaluator return)
-    generator_state: torch.Tensor  # the generator after the epoch
-
-
-def sample_share(
-    vec_env: DialogueVector,
-    act: ActFn,
-    seeds: Sequence[int],
-    start: int,
-    num_envs: int,
-    steps: int,
-    generator: torch.Generator,
-) -> Share:
-    """``steps`` steps of the environments ``start .. start + len(seeds)`` of a ``num_envs`` vector (the module
-    docstring's rule: ``act`` sees the full batch, these rows filled)."""
-    k = vec_env.num_envs
-    rows = slice(start, start + k)
-    states = np.empty((steps, k, STATE_DIM), dtype=np.int8)
-    actions = np.empty((steps, k, ACTION_DIM), dtype=np.int8)
-    next_states = np.empty_like(states)
-    log_probs = np.empty((steps, k), dtype=np.float32)
-    rewards = np.empty((steps, k))
-    terminated = np.empty((steps, k), dtype=bool)
-    truncated = np.empty((steps, k), dtype=bool)
-    finished = []
-    batch = torch.zeros(num_envs, STATE_DIM)
-    observations = vec_env.reset(list(seeds))
-    running_return = np.zeros(k)
-    for t in range(steps):
-        states[t] = observations
-        batch[rows] = torch.from_numpy(observations)
-        decoded, log_prob = act(batch, generator, rows=rows)  # decodes these rows only
-        actions[t] = decoded.to(torch.int8).cpu().numpy()
-        log_probs[t] = log_prob.cpu().numpy()
-        step = vec_env.step(actions[t])
-        next_states[t], rewards[t] = step.next_states, step.rewards
-        terminated[t], truncated[t] = step.terminated, step.truncated
-        running_return += step.eval_rewards
-        for i, metrics in step.finished.items():
-            finished.append((t, start + i, metrics, float(running_return[i])))
-            running_return[i] = 0.0
-        observations = step.observations
-    return Share(
-        states,
-        actions,
-        next_states,
-        log_probs,
-        rewards,
-        terminated,
-        truncated,
-        finished,
-        generator.get_state(),
-    )
-
-
 def _worker_main(conn: Any, spec: dict[str, Any]) -> None:
-    """A worker's loop: its environments, then one ``collect`` request after another until ``close`` or the
-    parent's end of the pipe closes (the parent exited or died)."""
+    """A worker's loop: its environments, then one ``collect`` request (``roll_out`` on its block) after another
+    until ``close`` or the parent's end of the pipe closes (the parent exited or died)."""
     try:
         torch.set_num_threads(1)
         torch.set_flush_denormal(spec["flush_denormal"])
@@ -196,7 +129,8 @@ def _worker_main(conn: Any, spec: dict[str, Any]) -> None:
         try:
             _, act_bytes, seeds, start, num_envs, steps, generator_state = message
             generator.set_state(generator_state)
-            share = sample_share(vec_env, pickle.loads(act_bytes), seeds, start, num_envs, steps, generator)
+            act = pickle.loads(act_bytes)
+            share = roll_out(vec_env, act, seeds, steps, generator, start=start, num_envs=num_envs)
             reply = pickle.dumps(("ok", share), protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:
             reply = pickle.dumps(("error", traceback.format_exc()))
@@ -287,10 +221,3 @@ class WorkerPool:
 
     def close(self) -> None:
         self._finalizer()
-
-
-def fill_buffer(buffer: RolloutBuffer, share: Share, start: int) -> None:
-    rows = slice(start, start + share.states.shape[1])
-    for name in ("states", "actions", "next_states", "log_probs", "rewards", "terminated", "truncated"):
-        target = getattr(buffer, name)
-        target[:, rows] = torch.as_tensor(getattr(share, name)).to(target.device, target.dtype)

@@ -120,7 +120,9 @@ class _Table:
         A record is always kept when it lacks the field, its value is no string, or its value is ``?``.
         """
         if key not in self._field_index:
-            always, by_value, norms = 0, {}, []
+            always = 0
+            by_value: dict[str, int] = {}
+            norms: list[str | None] = []
             for i, record in enumerate(self.records):
                 value = record.get(key)
                 if (
@@ -175,7 +177,9 @@ class _Table:
         while candidates:
             low = candidates & -candidates
             candidates ^= low
-            pair = (wanted, norms[low.bit_length() - 1], fuzzy_ratio)
+            norm = norms[low.bit_length() - 1]
+            assert norm is not None  # None marks the records of ``always``, never a candidate
+            pair = (wanted, norm, fuzzy_ratio)
             matched = _FUZZY_MEMO.get(pair)
             if matched is None:
                 matched = _FUZZY_MEMO[pair] = fuzzy_match(*pair)
@@ -260,6 +264,7 @@ class Database:
             return table.records
         if domain == "hospital":
             return self._hospital(table, constraints)
+        key: tuple | None
         key = (domain, constraints, soft_constraints, fuzzy_ratio, ignore_open)
         try:
             hit = self._memo.get(key)

@@ -7,6 +7,7 @@ between them; every other module looks names up here instead of hard-coding them
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 
 DOMAINS = ("attraction", "hotel", "restaurant", "train", "taxi", "hospital", "police")
@@ -76,7 +77,7 @@ USER_ACT_SLOT = MappingProxyType(
 )
 
 # Act slot -> database field, for acts the *system* emits (ConvLab-2's REF_SYS_DA). ``None``: no field.
-SYSTEM_ACT_SLOT = MappingProxyType(
+SYSTEM_ACT_SLOT: Mapping[str, Mapping[str, str | None]] = MappingProxyType(
     {
         "Attraction": {
             "Addr": "address",
@@ -170,7 +171,11 @@ def _system_slot_to_goal_slot() -> dict[str, dict[str, str]]:
     """
     table: dict[str, dict[str, str]] = {}
     for domain, slots in SYSTEM_ACT_SLOT.items():
-        row = {act.lower(): ("ref" if act == "Ref" else field) for act, field in slots.items()}
+        row = {
+            act.lower(): ("ref" if act == "Ref" else field)
+            for act, field in slots.items()
+            if field is not None
+        }
         row["none"] = "none"
         table[domain.lower()] = row
     table["taxi"]["phone"] = "phone"

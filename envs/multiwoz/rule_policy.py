@@ -282,9 +282,9 @@ class RulePolicy:
             fields = SYSTEM_ACT_SLOT["Train"]
             if found:
                 inform.extend(
-                    [slot, found[0][fields.get(slot, slot)]]
+                    [slot, found[0][field]]
                     for slot, _ in slots
-                    if fields.get(slot, slot) in found[0]
+                    if (field := fields.get(slot, slot)) is not None and field in found[0]
                 )
             return
         if not found:

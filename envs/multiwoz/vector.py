@@ -280,7 +280,7 @@ class Vectoriser:
             else:
                 n = int(value) - 1
                 field = fields.get(slot)
-                if n < len(found) and field in found[n]:
+                if field is not None and n < len(found) and field in found[n]:
                     out.append(found[n][field])
                 else:
                     out.append("none")
@@ -291,4 +291,5 @@ class Vectoriser:
         """A NoOffer/NoBook value: the belief's value of the slot; an unknown slot says ``none``."""
         if slot not in fields:
             return "none"
-        return slots.get(fields[slot], value)
+        field = fields[slot]
+        return value if field is None else slots.get(field, value)

@@ -379,7 +379,9 @@ def encode_corpus(corpus: Mapping[str, Mapping[str, Any]], vocabs: Vocabs) -> li
         if turns is None:
             continue
         goal = dialogue.get("goal", {})
-        system = [[]] + [vocabs.sys.encode(system_tokens(sys_acts, goal)) for _, sys_acts in turns[:-1]]
+        system: list[list[int]] = [[]] + [
+            vocabs.sys.encode(system_tokens(sys_acts, goal)) for _, sys_acts in turns[:-1]
+        ]
         user = [[SOS, *vocabs.usr.encode(user_tokens(usr_acts, goal)), EOS] for usr_acts, _ in turns]
         encoded.append(EncodedDialogue(dialogue_id, vocabs.goal.encode(goal_tokens(goal)), system, user))
     return encoded

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import weakref
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 import torch
@@ -51,9 +51,12 @@ class GRUWeights:
 
     @classmethod
     def of(cls, rnn: torch.nn.GRU) -> GRUWeights:
-        return cls(
-            _array(rnn.weight_ih_l0), _array(rnn.bias_ih_l0), _array(rnn.weight_hh_l0), _array(rnn.bias_hh_l0)
+        # registered parameters: torch types such module attributes as ``Tensor | Module``
+        weights = (
+            cast(torch.Tensor, getattr(rnn, name))
+            for name in ("weight_ih_l0", "bias_ih_l0", "weight_hh_l0", "bias_hh_l0")
         )
+        return cls(*map(_array, weights))
 
     def token_table(self, embedding: torch.nn.Embedding) -> np.ndarray:
         """Input projection of every token: [V, 3H]."""
@@ -160,17 +163,15 @@ class FastVHUS:
         self.context_rnn = GRUWeights.of(model.context_encoder)
         self.decoder_rnn = GRUWeights.of(model.decoder)
         self.usr_table = self.decoder_rnn.token_table(model.usr_embedding)
-        linear = {
-            name: (_array(layer.weight), _array(layer.bias))
-            for name, layer in {
-                "mu": model.latent_previous.mu,
-                "logvar": model.latent_previous.logvar,
-                "merge": model.merge,
-                "term_hidden": model.terminate_head[0],
-                "term_out": model.terminate_head[2],
-                "out": model.out,
-            }.items()
+        layers: dict[str, torch.nn.Linear] = {
+            "mu": model.latent_previous.mu,
+            "logvar": model.latent_previous.logvar,
+            "merge": model.merge,
+            "term_hidden": cast(torch.nn.Linear, model.terminate_head[0]),
+            "term_out": cast(torch.nn.Linear, model.terminate_head[2]),
+            "out": model.out,
         }
+        linear = {name: (_array(layer.weight), _array(layer.bias)) for name, layer in layers.items()}
         if self.config.goal_regularizer:
             linear["gate"] = (_array(model.goal_gate.weight)[0], _array(model.goal_gate.bias))
             linear["summary"] = (_array(model.goal_summary.weight), _array(model.goal_summary.bias))

@@ -138,14 +138,16 @@ class VHUSUser(GoalScoredUser):
 
     def _track(self, sys_acts: Sequence[ActLike]) -> None:
         """Fill answered requests and made bookings into the live goal (see the module docstring)."""
-        goals = self.goal.domain_goals
+        goal = self.goal
+        assert goal is not None  # start() sets it with the session respond() checked
+        goals = goal.domain_goals
         for _, domain, _, _ in sys_acts:
-            if domain.lower() in self.goal.domain_set:
+            if domain.lower() in goal.domain_set:
                 self.focus = domain.lower()
         for intent, domain, slot, value in sys_acts:
             source, intent = domain.lower(), intent.lower()
             target = self.focus if source == "booking" else source
-            if target not in self.goal.domain_set or intent not in ANSWER_INTENTS:
+            if target is None or target not in goal.domain_set or intent not in ANSWER_INTENTS:
                 continue
             parts = goals[target]
             if "booked" in parts and (

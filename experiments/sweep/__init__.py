@@ -5,7 +5,7 @@
     python -m experiments.sweep experiments/configs/paper_table.yaml --address auto   # on a Ray head node
     python -m experiments.sweep experiments/configs/paper_table.yaml --engine processes  # one machine, no Ray
 
-A trial is one ``vrb.train.train`` run in ``SWEEP_DIR/trials/TRIAL_ID`` followed by a greedy evaluation of its
+A trial is one ``vrb.train.run`` run in ``SWEEP_DIR/trials/TRIAL_ID`` followed by a greedy evaluation of its
 ``best.pt`` on ``evaluation.dialogues`` seeded dialogues under the trial's own simulator and user noise. The
 driver appends one row per trial to ``SWEEP_DIR/results.sqlite`` (``experiments.store``) as soon as the
 trial ends: ``finished`` with its metrics, or ``failed`` once ``max_retries`` restarts are spent. A killed

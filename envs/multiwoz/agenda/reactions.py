@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from envs.multiwoz.agenda.stack import Agenda
 from envs.multiwoz.agenda.user_goal import UserGoal
@@ -95,7 +95,7 @@ def react_inform(agenda: Agenda, goal: UserGoal, domain: str, intent: str, pairs
         if slot in reqt:
             if not agenda.has_constraint(domain):
                 agenda.remove(f"{domain}-request", slot)
-                reqt[slot] = _quoted(value)
+                cast(dict[str, Any], reqt)[slot] = _quoted(value)  # holding slot: the goal's own dict
             continue
         if slot in fail_info:
             if value != fail_info[slot]:
@@ -195,7 +195,7 @@ def react_select(agenda: Agenda, goal: UserGoal, domain: str, intent: str, pairs
         agenda.push_item(inform, slot, value)
         if slot in reqt:
             agenda.remove(f"{domain}-request", slot)
-            reqt[slot] = value
+            cast(dict[str, Any], reqt)[slot] = value  # holding slot: the goal's own dict
     return False
 
 

@@ -78,6 +78,12 @@ class UserSimulator(GoalScoredUser):
             raise RuntimeError("no session: call start(goal_raw, rng) first")
         return self.agenda
 
+    @property
+    def _goal(self) -> UserGoal:
+        if self.goal is None:
+            raise RuntimeError("no session: call start(goal_raw, rng) first")
+        return self.goal
+
     def respond(self, sys_acts: Sequence[ActLike]) -> list[Act]:
         """The user's acts ``[intent, domain, slot, value]`` in reply to the system's acts."""
         agenda = self._session
@@ -91,7 +97,7 @@ class UserSimulator(GoalScoredUser):
             agenda.close()
         else:
             self._update(self._to_goal_slots(grouped))
-            if self.goal.complete():
+            if self._goal.complete():
                 agenda.close()
         while True:
             popped = agenda.pop(MAX_INITIATIVE)
@@ -154,7 +160,7 @@ class UserSimulator(GoalScoredUser):
 
     def _update(self, sys_action: dict[str, list[list[str]]]) -> None:
         """Edit goal and agenda for one system turn: failures first, then the rest, then the next open task."""
-        agenda, goal = self.agenda, self.goal
+        agenda, goal = self._session, self._goal
         agenda.pushed = 0
         for key in sys_action:
             domain = key.partition("-")[0]
@@ -186,15 +192,16 @@ class UserSimulator(GoalScoredUser):
         self._plan_next(agenda, goal)
 
     def _react(self, key: str, pairs: list, by_booking: bool) -> bool:
+        agenda, goal = self._session, self._goal
         source, _, intent = key.partition("-")
-        domain = self.agenda.current_domain if by_booking else source
-        if domain not in self.goal.domain_set:
+        domain = agenda.current_domain if by_booking else source
+        if domain is None or domain not in goal.domain_set:
             return False
         reaction = (BOOKING_REACTIONS if by_booking else DOMAIN_REACTIONS).get(intent)
         if reaction is None:
             logger.debug("system act %s: no user reaction to intent %r", key, intent)
             return False
-        return reaction(self.agenda, self.goal, domain, intent, pairs)
+        return reaction(agenda, goal, domain, intent, pairs)
 
     @staticmethod
     def _plan_next(agenda: Agenda, goal: UserGoal) -> None:

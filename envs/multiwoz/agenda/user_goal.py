@@ -34,7 +34,7 @@ class UserGoal:
         for domain, parts in goal_raw.items():
             if domain == "domain_ordering":
                 continue
-            goal = {}
+            goal: dict[str, Any] = {}
             for key, value in parts.items():
                 if key == "reqt" and domain in self.domain_set:
                     goal[key] = dict.fromkeys(value, UNKNOWN)

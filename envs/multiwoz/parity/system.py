@@ -67,10 +67,11 @@ def compare_vector(dialogue: Mapping[str, Any], vectoriser: Vectoriser) -> tuple
     """
     seed = dialogue["seed"]
     turns = dialogue["turns"]
-    tally, domain, previous = TurnTally(seed), None, []
+    tally, domain = TurnTally(seed), None
+    previous: list[Any] = []
     for k, turn in enumerate(turns):
         domain = current_domain(turn["user"], domain)
-        checks = [
+        checks: list[tuple[str, Any, Any]] = [
             (
                 "state_vec_nz",
                 turn["state_vec_nz"],
@@ -108,7 +109,7 @@ def compare_rule_policy(dialogue: Mapping[str, Any], policy: RulePolicy) -> tupl
             "request_state": turn["request_state"],
             "user_action": turn["user"],
         }
-        checks = [("sys", turn["sys"], policy.act(state, rng))]
+        checks: list[tuple[str, Any, Any]] = [("sys", turn["sys"], policy.act(state, rng))]
         if k + 1 < len(turns):
             checks.append(
                 ("rng_before_user (next turn)", turns[k + 1]["rng_before_user"], rng_position(rng, seed))
