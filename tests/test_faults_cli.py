@@ -43,6 +43,12 @@ def exit_code(main, argv: list[str]) -> int:
         return exit_.code
 
 
+def _as_a_terminal_job() -> None:
+    """Ctrl-C's default action, as a terminal's foreground job has it: a suite started in the background by a
+    non-interactive shell (``make test &``, some CI runners) inherits SIGINT ignored, and so would the command."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*argv: str) -> subprocess.Popen:
     """A command line in its own process group, as a shell starts a job (Ctrl-C reaches the whole group)."""
     return subprocess.Popen(
@@ -53,6 +59,7 @@ def start(*argv: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_as_a_terminal_job,
     )
 
 
@@ -206,8 +213,16 @@ class FakeRay:
         self.calls.append("shutdown")
 
 
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own Ctrl-C handler for the test, whatever the suite inherited (a background job's is ignored)."""
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, saved)
+
+
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGTERM through ray.wait", "SIGINT"])
-def test_a_stopped_sweep_driver_shuts_its_ray_down(monkeypatch, how):
+def test_a_stopped_sweep_driver_shuts_its_ray_down(monkeypatch, python_ctrl_c, how):
     """The shutdown hook alone (a real Ray sweep takes about 20 s to start a trial on two cores; measured by hand:
     SIGTERM or Ctrl-C to the driver leaves no Ray process 3-4 s later, exit codes 143 and 130)."""
     from experiments.sweep import ray_engine
@@ -220,8 +235,8 @@ def test_a_stopped_sweep_driver_shuts_its_ray_down(monkeypatch, how):
         with ray_engine.ray_session(None):
             assert os.environ["TUNE_DISABLE_SIGINT_HANDLER"] == "1"  # Ctrl-C is not Tune's "finished" stop
             try:
-                os.kill(os.getpid(), signum)
-                time.sleep(10)  # the signal's handler raises here
+                signal.raise_signal(signum)  # to this thread: its handler runs before the next line
+                time.sleep(10)
             except SystemExit:
                 if how == "SIGTERM through ray.wait":
                     raise SystemExit(1) from None  # what Ray's wait() makes of it
