@@ -51,13 +51,13 @@ from torch import nn
 
 from baselines.common import SummaryActions, SummaryPolicy, clone_summary_behaviour
 from envs.multiwoz.vector import STATE_DIM
-from vrb.agents import NeuralAgent
+from vrb.acting import NeuralAgent
 from vrb.algorithms import Algorithm
 from vrb.checkpoint import Checkpoint
 from vrb.clone_cache import Records, code_digest, entry_for, reuse_or_clone
 from vrb.config import AlgoOptions, TrainConfig, boolean, integer, layer_sizes, number, param
 from vrb.errors import ConfigError
-from vrb.learner import RunContext
+from vrb.loop import RunContext
 from vrb.policy import mlp
 from vrb.rollout import RolloutBuffer, clipped_step, shuffled_indices
 from vrb.sampling import EpochSampler
@@ -387,7 +387,7 @@ class ACERLearner:
         self.acer.average_policy.load_state_dict(self.policy.state_dict())
         return {"summary_actions": len(self.summary), "mle": start.result}
 
-    def learn(self, epoch: int) -> dict[str, dict[str, float]]:
+    def learn_epoch(self, epoch: int) -> dict[str, dict[str, float]]:
         options = self.ctx.cfg.options
         episodes, perf = self.sampler.sample(self.policy.act, epoch, self.ctx.generator)
         segment = Segment.from_buffer(self.buffer, self.summary, self.policy)

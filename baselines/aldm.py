@@ -13,7 +13,7 @@ Choices, and why:
 - The policy is the shared ``MultiLabelPolicy`` warm-started by MLE, and step 3 uses the shared PPO update
   (GAE spreads the session reward back over the turns with gamma, lambda) instead of the paper's REINFORCE:
   the same optimiser as the PPO/GDPL/VRB rows, so the rows differ only in their reward. The learner is
-  ``vrb.learners.PolicyLearner`` with a ``RewardLearner`` plugged in (``SessionReward``): MLE, sampling,
+  ``vrb.learners.ppo.PPOLearner`` with a ``RewardLearner`` plugged in (``SessionReward``): MLE, sampling,
   evaluation, checkpoints and TensorBoard are the shared ones.
 - The reward is the session's logit rather than the paper's probability D(d): both rank dialogues alike, but
   the probability saturates once D is confident and then no longer tells better dialogues from worse ones.
@@ -50,9 +50,9 @@ from envs.multiwoz.vector import ACTION_DIM, USER_ACT_DIM
 from vrb.algorithms import Algorithm
 from vrb.config import TrainConfig, integer, number, param
 from vrb.expert import ExpertData
-from vrb.learner import RunContext
-from vrb.learners import PolicyLearner
-from vrb.options import PPOOptions
+from vrb.learners import PPOOptions
+from vrb.learners.ppo import PPOLearner
+from vrb.loop import RunContext
 from vrb.rollout import RolloutBuffer, shuffled_indices
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def expert_sessions(expert: ExpertData, state_features: slice = USER_ACTS) -> li
 
 
 class SessionReward:
-    """ALDM's learned reward as a ``vrb.learners.RewardLearner``: trains D, then scores each finished session."""
+    """ALDM's learned reward as a ``vrb.learners.ppo.RewardLearner``: trains D, then scores each finished session."""
 
     panel = "discriminator"
 
@@ -275,13 +275,13 @@ class SessionReward:
         self._expert_order, self._expert_cursor = state["expert_order"], int(state["expert_cursor"])
 
 
-def make_learner(ctx: RunContext) -> PolicyLearner:
+def make_learner(ctx: RunContext) -> PPOLearner:
     """The shared PPO learner with the session discriminator's reward. D draws its initial weights first; the
     policy then starts from the same weights as every other learner of this seed."""
     reward = SessionReward.from_config(ctx.cfg, ctx.expert)
     logger.info("ALDM: %d expert sessions for the discriminator", len(reward.expert))
     torch.manual_seed(ctx.cfg.seed)
-    return PolicyLearner(ctx, reward)
+    return PPOLearner(ctx, reward)
 
 
 ALGORITHM = Algorithm(

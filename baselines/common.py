@@ -22,7 +22,7 @@ from torch import nn
 from envs.multiwoz.vector import STATE_DIM
 from vrb.clone_cache import Records
 from vrb.expert import ExpertData
-from vrb.learners import MLE_HOLDOUT_FRACTION
+from vrb.learners.mle import MLE_HOLDOUT_FRACTION
 from vrb.policy import draw_device, mlp
 from vrb.rollout import shuffled_indices
 
@@ -130,7 +130,7 @@ def clone_summary_behaviour(
     batch_size: int,
 ) -> tuple[Records, dict[str, float]]:
     """Cross-entropy on corpus turns labelled with their nearest summary action; a dialogue-level hold-out
-    picks the epoch (as the multi-label MLE of vrb.learners does). Returns the ``mle`` panel's records (one per
+    picks the epoch (as the multi-label MLE of vrb.learners.mle does). Returns the ``mle`` panel's records (one per
     epoch) and the result (``vrb.clone_cache.CloneFn``: the caller logs them, from the cache or not)."""
     device = policy.vectors.device
     labels = torch.as_tensor(summary.nearest(expert.actions), device=device)

@@ -21,7 +21,7 @@ from envs.cli import ArgumentParser
 from envs.dialogue_env import DialogueEnv
 from envs.fileio import atomic_write_text, write_json
 from envs.multiwoz.data import DataError
-from vrb.agents import run_dialogues
+from vrb.acting import run_dialogues
 from vrb.checkpoint import CheckpointError
 from vrb.config import SIMULATORS
 from vrb.evaluate import load_agent

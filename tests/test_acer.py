@@ -7,7 +7,7 @@ import torch
 from baselines.acer import policy_gradient_terms, retrace_targets, trust_region_step
 from baselines.common import SummaryActions, SummaryPolicy
 from envs.dialogue_env import DialogueEnv
-from vrb.agents import run_dialogues
+from vrb.acting import run_dialogues
 from vrb.algorithms import make_config
 from vrb.evaluate import load_agent
 from vrb.train import run

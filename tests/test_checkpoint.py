@@ -15,10 +15,10 @@ from vrb.checkpoint import (
     source_digest,
 )
 from vrb.config import TrainConfig
-from vrb.options import PPOOptions
+from vrb.learners import PPOOptions
+from vrb.learners.ppo import PPO
+from vrb.learners.vrb import VRBEstimator
 from vrb.policy import MultiLabelPolicy, ValueNet
-from vrb.ppo import PPO
-from vrb.reward import VRBEstimator
 from vrb.rollout import RolloutBuffer, Transitions
 
 

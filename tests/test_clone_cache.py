@@ -15,10 +15,11 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from vrb import clone_cache, learners
+from vrb import clone_cache
 from vrb.algorithms import make_config
 from vrb.checkpoint import load_checkpoint
 from vrb.expert import cache_root
+from vrb.learners import mle as learners
 from vrb.policy import MultiLabelPolicy
 from vrb.train import run
 

@@ -8,9 +8,9 @@ import pytest
 
 from vrb import algorithms
 from vrb.algorithms import Algorithm, make_config
-from vrb.config import MLEOptions, TrainConfig, fields_help
+from vrb.config import TrainConfig, fields_help
 from vrb.errors import ConfigError
-from vrb.options import GDPLOptions, VRBOptions
+from vrb.learners import GDPLOptions, MLEOptions, VRBOptions
 
 
 def test_round_trip_flat_fields_and_hparams():
@@ -97,7 +97,7 @@ def test_registry_holds_vrbs_own_and_the_declared_baselines():
 
 def test_adding_an_algorithm_is_one_registration(tmp_path):
     """A new learner registered by name trains through the same run loop."""
-    from vrb.learners import ClonedPolicy
+    from vrb.learners.mle import ClonedPolicy
 
     algorithm = Algorithm("cloned_again", "behaviour cloning, registered by a test", MLEOptions, ClonedPolicy)
     algorithms.register(algorithm)
@@ -126,14 +126,14 @@ def test_help_lists_the_registered_algorithms():
 
 def test_best_follows_the_declared_metric_and_patience_stops_the_run(tmp_path, monkeypatch):
     """best.pt follows select_metric; after `patience` validations without a new best the run stops."""
-    from vrb import learner as learner_module
-    from vrb.learner import RunContext, RunTracker
+    from vrb import loop as loop_module
+    from vrb.loop import RunContext, RunTracker
 
     scores = iter(
         [{"paper_success": 0.5, "success": 0.9}, {"paper_success": 0.6, "success": 0.1}]
         + [{"paper_success": 0.55, "success": 0.95}] * 5
     )
-    monkeypatch.setattr(learner_module, "validate", lambda agent, envs, dialogues: next(scores))
+    monkeypatch.setattr(loop_module, "validate", lambda agent, envs, dialogues: next(scores))
     saved = []
     monkeypatch.setattr(RunTracker, "save", lambda self, name, epoch: saved.append((name, epoch)))
     cfg = make_config(algo="ppo", epochs=10, eval_every=1, patience=2)
@@ -159,7 +159,7 @@ def test_best_follows_the_declared_metric_and_patience_stops_the_run(tmp_path, m
 
 
 def test_legal_but_suspicious_settings_are_named():
-    from vrb.options import suspicious_settings
+    from vrb.learners import suspicious_settings
 
     assert suspicious_settings(make_config(algo="vrb")) == []
     (uneven,) = suspicious_settings(make_config(algo="ppo", steps_per_epoch=1000, minibatch_size=128))

@@ -7,7 +7,7 @@ On a CPU machine that line cannot fail: everything is on the CPU. ``FakeCuda`` k
 device it would be on under torch's own rules (``device=``, ``.to``, ``Module.to``, outputs following inputs),
 and records every operation a GPU would refuse: GPU and CPU tensors mixed, a CPU generator drawing for a GPU
 tensor, ``.numpy()`` of a GPU tensor, and here a checkpoint holding a GPU tensor. Before the fix this test listed
-``vrb/learners.py:82 in clone_behaviour`` (and ``vrb/agents.py`` validation, the estimators' networks left on
+``clone_behaviour`` of ``vrb/learners/mle.py`` (and ``vrb/acting.py`` validation, the estimators' networks left on
 the CPU, ACER's networks never moved, and checkpoints of GPU tensors); after it, nothing. A tiny run of each
 algorithm that accepts CUDA covers cloning (fresh and from the clone cache), sampling, the estimators and their
 pretraining, PPO, the diagnostics, validation, checkpoints and a resume (a CPU checkpoint into a GPU learner).
@@ -24,9 +24,9 @@ from torch import nn
 
 from envs.dialogue_env import DialogueEnv
 from vrb import algorithms, clone_cache
-from vrb.agents import run_dialogues
+from vrb.acting import run_dialogues
 from vrb.checkpoint import load_checkpoint
-from vrb.mle import act_scores
+from vrb.learners.mle import act_scores
 from vrb.policy import MultiLabelPolicy
 from vrb.train import run
 

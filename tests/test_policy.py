@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from vrb.config import MLEOptions
-from vrb.mle import act_scores, behaviour_cloning, behaviour_cloning_from_options
+from vrb.learners import MLEOptions
+from vrb.learners.mle import act_scores, behaviour_cloning, behaviour_cloning_from_options
 from vrb.policy import ACTION_DIM, STATE_DIM, MultiLabelPolicy, ValueNet
 
 

@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from vrb.options import PPOOptions
+from vrb.learners import PPOOptions
 from vrb.policy import MultiLabelPolicy, ValueNet
-from vrb.ppo import PPO, clipped_surrogate_loss
+from vrb.learners.ppo import PPO, clipped_surrogate_loss
 from vrb.rollout import RolloutBuffer, compute_gae
 
 GAMMA, LAMBDA = 0.9, 0.8

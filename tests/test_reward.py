@@ -2,17 +2,9 @@ import pytest
 import torch
 
 from vrb.expert import ExpertSampler
-from vrb.learned_reward import LearnedReward
-from vrb.options import PPOOptions
-from vrb.reward import (
-    AIRLEstimator,
-    GDPLOptions,
-    VRBEstimator,
-    VRBOptions,
-    gaussian_kl,
-    make_estimator,
-    pretrain_estimator,
-)
+from vrb.learners import VRBOptions
+from vrb.learners.gdpl import AIRLEstimator, LearnedReward, pretrain_estimator
+from vrb.learners.vrb import VRBEstimator, gaussian_kl
 from vrb.rollout import Transitions
 
 STATE_DIM, ACTION_DIM = 16, 8
@@ -166,15 +158,27 @@ def test_expert_sampler_visits_every_transition_once_per_pass():
         ExpertSampler(Transitions(torch.zeros(0, 1), torch.zeros(0, 1), torch.zeros(0, 1)))
 
 
-def test_make_estimator_and_state_round_trip():
-    options = VRBOptions(phi0=0.25)
-    est = make_estimator(options, 0.99, STATE_DIM, ACTION_DIM, torch.Generator().manual_seed(0))
-    assert isinstance(est, VRBEstimator) and est.phi == 0.25
-    assert isinstance(make_estimator(GDPLOptions(), 0.99, STATE_DIM, ACTION_DIM), AIRLEstimator)
-    with pytest.raises(TypeError, match="describes no reward estimator"):
-        make_estimator(PPOOptions(), 0.99, STATE_DIM, ACTION_DIM)
+def vrb_estimator(phi0: float, generator: torch.Generator | None = None) -> VRBEstimator:
+    return VRBEstimator(
+        STATE_DIM,
+        ACTION_DIM,
+        hidden=8,
+        z_dim=4,
+        gamma=0.99,
+        lr=1e-3,
+        batch_size=8,
+        ic=0.5,
+        alpha_phi=1e-3,
+        phi0=phi0,
+        generator=generator,
+    )
+
+
+def test_the_vrb_estimator_state_round_trips_with_its_multiplier():
+    est = vrb_estimator(0.25, torch.Generator().manual_seed(0))
+    assert est.phi == 0.25
     est.phi = 0.7
-    clone = make_estimator(options, 0.99, STATE_DIM, ACTION_DIM)
+    clone = vrb_estimator(0.0)
     clone.load_state_dict(est.state_dict())
     assert clone.phi == 0.7
     for a, b in zip(est.net.state_dict().values(), clone.net.state_dict().values(), strict=True):

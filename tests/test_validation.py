@@ -17,11 +17,11 @@ import torch
 
 from envs.dialogue_env import DialogueEnv
 from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
-from vrb import learner as learner_module
-from vrb.agents import NeuralAgent, RuleAgent, run_dialogues
+from vrb import loop as loop_module
+from vrb.acting import NeuralAgent, RuleAgent, run_dialogues
 from vrb.algorithms import make_config
 from vrb.diagnostics import PROBE_LR, PROBE_STEPS, probe_auc, roc_auc
-from vrb.learner import VALIDATION_WIDTH, RunContext, RunTracker
+from vrb.loop import VALIDATION_WIDTH, RunContext, RunTracker
 from vrb.policy import DECODERS, MultiLabelPolicy
 
 SEEDS = range(1_000_000, 1_000_012)  # more dialogues than VALIDATION_WIDTH: slots are refilled
@@ -99,9 +99,9 @@ def test_an_agent_without_act_many_plays_one_dialogue_at_a_time(envs):
 def test_a_validation_depends_only_on_the_policy(envs):
     """What lets a run's final validation reuse the last one: replaying it gives the same scores."""
     agent = NeuralAgent(exact_policy(), "expected", fallback=True)
-    first = learner_module.validate(agent, envs, 10)
+    first = loop_module.validate(agent, envs, 10)
     run_dialogues(agent, envs[:3], range(5))  # other dialogues in between leave nothing behind
-    assert learner_module.validate(agent, envs, 10) == first
+    assert loop_module.validate(agent, envs, 10) == first
 
 
 def _tracker(tmp_path, monkeypatch, calls: list, **fields) -> RunTracker:
@@ -109,7 +109,7 @@ def _tracker(tmp_path, monkeypatch, calls: list, **fields) -> RunTracker:
         calls.append(dialogues)
         return {"paper_success": 0.1 * len(calls), "dialogues": dialogues}
 
-    monkeypatch.setattr(learner_module, "validate", validate)
+    monkeypatch.setattr(loop_module, "validate", validate)
     monkeypatch.setattr(RunTracker, "save", lambda self, name, epoch: None)
     quiet = type("TB", (), {name: lambda *a: None for name in ("scalars", "validation", "hparams", "close")})
     ctx = RunContext(make_config(algo="ppo", **fields), tmp_path, None, None, None, None, tb=quiet())

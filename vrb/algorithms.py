@@ -1,17 +1,18 @@
 """Algorithms as declared plugins, registered the way Gymnasium registers environments: by name, with the code
 named as lazy ``"module:attr"`` strings that are imported only when a run needs them.
 
-An ``Algorithm`` holds its config fields (an ``AlgoOptions`` dataclass, declared in a module free of torch so a
-config loads and validates without it), its learner (``"module:attr"`` of a callable ``RunContext -> Learner``)
-and how to rebuild its acting agent from a checkpoint. vrb registers its own below; any other package declares
-its algorithms as entry points of the group ``vrb.algorithms`` in its ``pyproject.toml``, each naming an
-``Algorithm`` object, so vrb never names them::
+An ``Algorithm`` holds its config fields (an ``AlgoOptions`` dataclass), its learner (``"module:attr"`` of a
+callable ``RunContext -> Learner``) and how to rebuild its acting agent from a checkpoint. Every algorithm, vrb's
+own and the baselines alike, is an entry point of the group ``vrb.algorithms`` in a ``pyproject.toml``, naming an
+``Algorithm`` object, so this registry names none of them::
 
     [project.entry-points."vrb.algorithms"]
-    acer = "baselines.acer:ALGORITHM"
+    vrb = "vrb.learners:VRB"            # declared without torch: its code is imported when a run starts
+    acer = "baselines.acer:ALGORITHM"   # declared beside its code
 
-Entry points are read from the installed project (``pip install -e .`` after adding one) and loaded one at a time,
-when their name is asked for; ``python -m vrb.train --help`` lists every registered algorithm.
+Entry points are read from the installed project (``pip install -e .``, again after adding one) and loaded one
+at a time, when their name is asked for; ``python -m vrb.train --help`` lists every registered algorithm.
+``register`` adds one by hand (a test, a notebook).
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from vrb.config import AlgoOptions, MLEOptions, TrainConfig, split_fields
+from vrb.config import AlgoOptions, TrainConfig, split_fields
 from vrb.errors import ConfigError, did_you_mean
-from vrb.options import GDPLOptions, PPOOptions, VRBOptions
 
 if TYPE_CHECKING:
-    from vrb.agents import Agent
+    from vrb.acting import Agent
     from vrb.checkpoint import Checkpoint
-    from vrb.learner import Learner, RunContext
+    from vrb.loop import Learner, RunContext
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Algorithm:
     summary: str  # one line for --help
     options: type[AlgoOptions]  # the algorithm's own config fields
     learner: str | Callable[[RunContext], Learner]  # "module:attr", imported when a run starts
-    agent_loader: str | AgentLoader = "vrb.learners:neural_agent"
+    agent_loader: str | AgentLoader = "vrb.learners.mle:load_agent"  # the multi-label policy of a checkpoint
     learns_reward: bool = False  # whether env_reward=none (its learned reward alone) makes sense
     decodes: bool = True  # whether its agent acts through a decoder (vrb.policy.DECODERS) that may be chosen
     devices: tuple[str, ...] = ("cpu", "cuda")  # torch devices its learner honours
@@ -111,6 +111,11 @@ def get(name: str) -> Algorithm:
     if name not in _REGISTRY and name in _entry_points():
         _load_entry_point(name)
     if name not in _REGISTRY:
+        if not names():
+            raise ConfigError(
+                f"config field 'algo' = {name!r}: no algorithm is registered; install the project "
+                "(pip install -e .) so that its entry points are found"
+            )
         raise ConfigError(f"config field 'algo' = {name!r}: no such algorithm{did_you_mean(name, names())}")
     return _REGISTRY[name]
 
@@ -161,33 +166,3 @@ def load_agent(checkpoint: Checkpoint, decoder: str | None = None, sample_seed: 
             f"--decoder {decoder}: {checkpoint.path} holds a {cfg.algo} policy, which acts by its own rule"
         )
     return algorithm.load_agent(checkpoint, cfg, decoder, sample_seed)
-
-
-register(
-    Algorithm(
-        "mle", "behaviour cloning of the corpus, nothing after", MLEOptions, "vrb.learners:ClonedPolicy"
-    )
-)
-register(
-    Algorithm(
-        "ppo", "PPO on the env's reward (the user's, by default)", PPOOptions, "vrb.learners:PolicyLearner"
-    )
-)
-register(
-    Algorithm(
-        "gdpl",
-        "PPO on GDPL's AIRL reward estimator (Takanobu et al. 2019)",
-        GDPLOptions,
-        "vrb.learners:LearnedRewardPolicy",
-        learns_reward=True,
-    )
-)
-register(
-    Algorithm(
-        "vrb",
-        "PPO on the variational reward estimator bottleneck (Park et al. 2020)",
-        VRBOptions,
-        "vrb.learners:LearnedRewardPolicy",
-        learns_reward=True,
-    )
-)

@@ -169,50 +169,6 @@ class AlgoOptions(Validated):
 
 
 @dataclass(frozen=True)
-class CloningOptions(AlgoOptions):
-    """Behaviour cloning of the multi-label policy: the MLE row and the warm start of every learner using it."""
-
-    policy_hidden: tuple[int, ...] = param(
-        (100, 100), layer_sizes, "hidden layer sizes of the policy network"
-    )
-    pretrained_policy: Path | None = param(
-        None, optional_path, "checkpoint whose policy starts the run (skips MLE)"
-    )
-    mle_epochs: int = param(40, integer(1), "epochs of behaviour cloning")
-    mle_lr: float = param(1e-3, number(strict=True), "behaviour cloning's RMSprop learning rate")
-    mle_weight_decay: float = param(1e-5, number(), "behaviour cloning's weight decay")
-    mle_pos_weight: float = param(
-        1.0, number(strict=True), "weight of an act's presence in the loss (ConvLab-2's 5 inflates every act)"
-    )
-    mle_batch_size: int = param(32, integer(1), "behaviour cloning's minibatch size")
-    clone_cache: bool = param(
-        True, boolean, "reuse the cloned start of an identical earlier cloning ($VRB_CACHE_DIR/clone)"
-    )
-
-
-@dataclass(frozen=True)
-class DecodingOptions(AlgoOptions):
-    """How a multi-label policy's 209 act probabilities become the acts said (``vrb.policy.DECODERS``)."""
-
-    decoder: str = param(
-        "expected", choice(*DECODER_NAMES), "acts from probabilities: rollouts, validation, evaluation"
-    )
-    rollout_decoder: str = param(
-        "", choice("", *DECODER_NAMES), "rollouts only, if not the decoder ('sample': the original GDPL)"
-    )
-    empty_fallback: bool = param(True, boolean, "a turn with no act chosen says the most probable act")
-
-    @property
-    def rollout_decoding(self) -> str:
-        return self.rollout_decoder or self.decoder
-
-
-@dataclass(frozen=True)
-class MLEOptions(CloningOptions, DecodingOptions):
-    """``mle``: behaviour cloning alone."""
-
-
-@dataclass(frozen=True)
 class TrainConfig(Validated):
     """What every run shares; ``options`` holds the algorithm's own fields."""
 

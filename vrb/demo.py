@@ -21,7 +21,7 @@ from envs.dialogue_env import DialogueEnv
 from envs.multiwoz.data import DataError
 from envs.multiwoz.demo import run_dialogue
 from envs.multiwoz.evaluator import DialogueMetrics
-from vrb.agents import Agent
+from vrb.acting import Agent
 from vrb.config import SIMULATORS
 from vrb.errors import VrbError
 from vrb.evaluate import load_agent

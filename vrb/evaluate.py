@@ -25,7 +25,7 @@ from envs.fileio import unwritable, write_json
 from envs.multiwoz.data import DataError
 from envs.multiwoz.nlg import TemplateNLG
 from vrb import algorithms
-from vrb.agents import Agent, RuleAgent, run_dialogues
+from vrb.acting import Agent, RuleAgent, run_dialogues
 from vrb.checkpoint import load_checkpoint
 from vrb.config import SIMULATORS
 from vrb.errors import VrbError

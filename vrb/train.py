@@ -44,9 +44,9 @@ from vrb.checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore
 from vrb.config import SIMULATORS, TrainConfig, fields_help
 from vrb.errors import ConfigError, UsageError, VrbError
 from vrb.expert import load_expert
-from vrb.learner import Learner, RunContext, RunTracker
+from vrb.learners import VRBOptions, suspicious_settings
 from vrb.logger import RunLogger
-from vrb.options import VRBOptions, suspicious_settings
+from vrb.loop import Learner, RunContext, RunTracker
 
 logger = logging.getLogger("vrb.train")
 
@@ -221,7 +221,7 @@ def _run(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:
         if learner.online:
             for epoch in tracker.epochs(start_epoch):
                 started = time.perf_counter()
-                tracker.end_epoch(epoch, started, learner.learn(epoch))
+                tracker.end_epoch(epoch, started, learner.learn_epoch(epoch))
                 if tracker.stop:
                     logger.info(
                         "no new best in %d validations: stopping after epoch %d", cfg.patience, epoch + 1
@@ -238,7 +238,7 @@ def _run(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:
 # -- command line -------------------------------------------------------------------------------------------
 
 # config fields with a flag of their own (--steps-per-epoch for steps_per_epoch); their type, default and help
-# come from the fields' declarations (vrb.config, vrb.options); every other field is reached with --set
+# come from the fields' declarations (vrb.config, vrb.learners); every other field is reached with --set
 FLAGS = ("algo", "simulator", "seed", "epochs", "steps_per_epoch", "num_envs", "workers", "ic", "data_dir")
 
 

@@ -76,7 +76,7 @@ def _attempt(cfg: TrainConfig, out: Path, dialogues: int, first_seed: int, engin
 
     from envs.dialogue_env import DialogueEnv
     from envs.multiwoz import data as mw_data
-    from vrb.agents import run_dialogues
+    from vrb.acting import run_dialogues
     from vrb.checkpoint import code_version
     from vrb.evaluate import ci95, load_agent
     from vrb.train import run

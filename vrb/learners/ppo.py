@@ -1,21 +1,63 @@
-"""The clipped PPO update of the PPO family (``ppo``, ``gdpl``, ``vrb``), and nothing else.
+"""``ppo``: the clipped PPO update of the multi-label policy on the env's reward, and the learner every
+algorithm of that policy builds on (``gdpl`` and ``vrb`` plug a learned reward in, as the ALDM baseline does).
 
-The data it learns from (``RolloutBuffer``, GAE, ``Transitions``) lives in ``vrb.rollout``, so that the
-modules that only need data or a gradient step do not import PPO. Kept from ConvLab-2: separate policy
-(RMSprop) and value (Adam) optimisers, advantages normalised once over the whole batch, mean-squared-error
-value loss, gradient-norm clipping. (Where GAE departs from ConvLab-2 on purpose: ``vrb.rollout``.)
+One epoch of ``PPOLearner``, as in the papers' algorithm box:
+1. sample ``steps_per_epoch`` steps from fresh seeded dialogues, acting with the run's decoder
+   (``vrb.sampling``);
+2. (a reward learner) update itself on the epoch's transitions and relabel their rewards;
+3. PPO update: GAE on the buffer's rewards (``vrb.rollout``), then ``update_epochs`` passes of shuffled
+   minibatch steps with the behaviour-cloning term ``bc_coef``;
+and the diagnostics that tell whether a learned reward is informative (``vrb.diagnostics``). Kept from
+ConvLab-2: separate policy (RMSprop) and value (Adam) optimisers, advantages normalised once over the whole
+batch, mean-squared-error value loss, gradient-norm clipping.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
 
-from vrb.options import PPOOptions
-from vrb.policy import MultiLabelPolicy
+from envs.multiwoz.vector import ACTION_DIM, STATE_DIM
+from vrb.acting import NeuralAgent
+from vrb.diagnostics import decoding_stats, probe_auc
+from vrb.expert import ExpertData, ExpertSampler
+from vrb.learners import PPOOptions
+from vrb.learners.mle import warm_start
+from vrb.loop import Panels, RunContext
+from vrb.policy import MultiLabelPolicy, ValueNet
 from vrb.rollout import RolloutBuffer, clipped_step
+from vrb.sampling import EpochSampler
+
+# Estimator statistics shown under diagnostics/ (the rest stay under the estimator's own panel).
+DIAGNOSTIC_KEYS = (
+    "f_expert",
+    "f_policy",
+    "kl",
+    "ic",
+    "phi",
+    "reward_f_mean",
+    "reward_logpi_term_mean",
+    "reward_logpi_share",
+)
+
+
+class RewardLearner(Protocol):
+    """A learned reward plugged into ``PPOLearner``: it relabels each epoch's rollouts before PPO.
+
+    ``relabel`` may update itself on the buffer first (a discriminator, say); it returns statistics for the
+    TensorBoard panel ``panel``. Its state is saved in every checkpoint and restored on ``--resume``.
+    """
+
+    panel: str
+
+    def relabel(self, buffer: RolloutBuffer) -> dict[str, float]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 def clipped_surrogate_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float) -> torch.Tensor:
@@ -170,3 +212,75 @@ def _explained_variance(predictions: torch.Tensor, targets: torch.Tensor) -> flo
     if target_var == 0:
         return float("nan")
     return (1.0 - (targets - predictions).var() / target_var).item()
+
+
+class PPOLearner:
+    """PPO on the env's reward, or on the rewards a ``RewardLearner`` relabels the rollouts with."""
+
+    online = True
+
+    def __init__(self, ctx: RunContext, reward: RewardLearner | None = None):
+        cfg, options = ctx.cfg, cast(PPOOptions, ctx.cfg.options)  # the algorithm's own (vrb.algorithms)
+        self.ctx, self.reward = ctx, reward
+        self.policy = MultiLabelPolicy(STATE_DIM, ACTION_DIM, options.policy_hidden).to(cfg.device)
+        self.value = ValueNet(STATE_DIM, options.value_hidden).to(cfg.device)
+        self.act = functools.partial(
+            self.policy.act, decoder=options.rollout_decoding, fallback=options.empty_fallback
+        )
+        self.expert_sampler = ExpertSampler(ctx.expert.to_transitions(cfg.device), ctx.generator)
+        self.ppo = PPO.from_options(
+            self.policy, self.value, options, cfg.gamma, ctx.generator, self.expert_sampler
+        )
+        self.agent = NeuralAgent(self.policy, options.decoder, options.empty_fallback, cfg.seed)
+        self.sampler = EpochSampler(cfg, parallel=True)  # self.act: a copy of the policy per worker
+        self.buffer = self.sampler.buffer
+
+    def start(self) -> dict[str, Any]:
+        return warm_start(self.policy, self.ctx)
+
+    def learn_epoch(self, epoch: int) -> Panels:
+        cfg = self.ctx.cfg
+        episodes, perf = self.sampler.sample(self.act, epoch, self.ctx.generator)
+        panels: Panels = {"perf": perf}
+        diagnostics = decoding_stats(self.policy, self.buffer.transitions().states)
+        if self.reward is not None:
+            stats = self.reward.relabel(self.buffer)
+            diagnostics |= {k: stats.pop(k) for k in DIAGNOSTIC_KEYS if k in stats}
+            panels[self.reward.panel] = stats
+        if (epoch + 1) % cfg.eval_every == 0:
+            diagnostics["probe_auc"] = state_probe(self.ctx.expert, self.buffer, cfg.seed * 10_007 + epoch)
+        panels["diagnostics"] = diagnostics
+        panels["ppo"] = self.ppo.update(self.buffer)
+        panels["rollout"] = episodes.summary()
+        return panels
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "policy": self.policy.state_dict(),
+            "value": self.value.state_dict(),
+            "ppo": self.ppo.state_dict(),
+            "expert_sampler": self.expert_sampler.state_dict(),
+        }
+        if self.reward is not None:
+            state["reward_learner"] = self.reward.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.value.load_state_dict(state["value"])
+        self.ppo.load_state_dict(state["ppo"])
+        self.expert_sampler.load_state_dict(state["expert_sampler"])
+        if self.reward is not None:
+            self.reward.load_state_dict(state["reward_learner"])
+
+    def close(self) -> None:
+        self.sampler.close()
+
+
+def state_probe(expert: ExpertData, buffer: RolloutBuffer, seed: int) -> float:
+    """``diagnostics.probe_auc`` on this epoch's states against as many expert states (its own generator, so
+    the diagnostic never moves the training's random streams)."""
+    generator = torch.Generator().manual_seed(seed)
+    policy_states = buffer.transitions().states.cpu()
+    rows = torch.randperm(len(expert.states), generator=generator)[: len(policy_states)]
+    return probe_auc(torch.as_tensor(expert.states[rows.numpy()]), policy_states, generator)

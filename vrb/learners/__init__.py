@@ -1,27 +1,82 @@
-"""The PPO family's config fields (``ppo``, ``gdpl``, ``vrb`` and the learners built on them), apart from their
-code so that a config loads and validates without importing torch (``vrb.algorithms.make_config``).
+"""vrb's own algorithms, declared: their config fields and where their code lives, one module each
+(``vrb/learners/mle.py``, ``ppo.py``, ``gdpl.py``, ``vrb.py``), as each baseline is one file.
 
-The update's defaults (minibatch 128, policy lr 2e-4, value lr 1e-4) were chosen by a 5-seed comparison of
-minibatches 32 / 64 / 128 / 256 with the learning rates scaled (experiments/results/learning/tried.md, step 5):
-128 is where VRB reaches both success >= 0.96 and inform F1 >= 0.80, at three quarters of 32's cost. ConvLab-2's
-32 / 1e-4 / 5e-5 are in the ``convlab2`` and ``gdpl_original`` presets.
+The declarations import no torch, so that a config is built and validated, and ``--help`` lists every field,
+without it (``vrb.algorithms.make_config``); an algorithm's code is imported when a run asks for it, by its
+``"module:attr"`` string. They are registered by name like any other algorithm, through the entry points of
+``pyproject.toml`` (group ``vrb.algorithms``): ``vrb = "vrb.learners:VRB"`` beside ``acer =
+"baselines.acer:ALGORITHM"``.
+
+The fields form one family: cloning and decoding (every learner of the multi-label policy), PPO's update on
+them, the reward estimator's training on that, and GDPL's or VRB's estimator last. The update's defaults
+(minibatch 128, policy lr 2e-4, value lr 1e-4) were chosen by a 5-seed comparison of minibatches 32 / 64 /
+128 / 256 with the learning rates scaled (experiments/results/learning/tried.md, step 5): 128 is where VRB
+reaches both success >= 0.96 and inform F1 >= 0.80, at three quarters of 32's cost. ConvLab-2's 32 / 1e-4 /
+5e-5 are in the ``convlab2`` and ``gdpl_original`` presets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from vrb.algorithms import Algorithm
 from vrb.config import (
-    CloningOptions,
-    DecodingOptions,
+    DECODER_NAMES,
+    AlgoOptions,
     TrainConfig,
     boolean,
     choice,
     integer,
     layer_sizes,
     number,
+    optional_path,
     param,
 )
+
+
+@dataclass(frozen=True)
+class CloningOptions(AlgoOptions):
+    """Behaviour cloning of the multi-label policy: the MLE row and the warm start of every learner using it."""
+
+    policy_hidden: tuple[int, ...] = param(
+        (100, 100), layer_sizes, "hidden layer sizes of the policy network"
+    )
+    pretrained_policy: Path | None = param(
+        None, optional_path, "checkpoint whose policy starts the run (skips MLE)"
+    )
+    mle_epochs: int = param(40, integer(1), "epochs of behaviour cloning")
+    mle_lr: float = param(1e-3, number(strict=True), "behaviour cloning's RMSprop learning rate")
+    mle_weight_decay: float = param(1e-5, number(), "behaviour cloning's weight decay")
+    mle_pos_weight: float = param(
+        1.0, number(strict=True), "weight of an act's presence in the loss (ConvLab-2's 5 inflates every act)"
+    )
+    mle_batch_size: int = param(32, integer(1), "behaviour cloning's minibatch size")
+    clone_cache: bool = param(
+        True, boolean, "reuse the cloned start of an identical earlier cloning ($VRB_CACHE_DIR/clone)"
+    )
+
+
+@dataclass(frozen=True)
+class DecodingOptions(AlgoOptions):
+    """How a multi-label policy's 209 act probabilities become the acts said (``vrb.policy.DECODERS``)."""
+
+    decoder: str = param(
+        "expected", choice(*DECODER_NAMES), "acts from probabilities: rollouts, validation, evaluation"
+    )
+    rollout_decoder: str = param(
+        "", choice("", *DECODER_NAMES), "rollouts only, if not the decoder ('sample': the original GDPL)"
+    )
+    empty_fallback: bool = param(True, boolean, "a turn with no act chosen says the most probable act")
+
+    @property
+    def rollout_decoding(self) -> str:
+        return self.rollout_decoder or self.decoder
+
+
+@dataclass(frozen=True)
+class MLEOptions(CloningOptions, DecodingOptions):
+    """``mle``: behaviour cloning alone."""
 
 
 @dataclass(frozen=True)
@@ -113,3 +168,31 @@ def suspicious_settings(cfg: TrainConfig) -> list[str]:
             f"eval_every {cfg.eval_every} > epochs {cfg.epochs}: only the start and the end are validated"
         )
     return found
+
+
+MLE = Algorithm(
+    "mle",
+    "behaviour cloning of the corpus, nothing after",
+    MLEOptions,
+    learner="vrb.learners.mle:ClonedPolicy",
+)
+PPO = Algorithm(
+    "ppo",
+    "PPO on the env's reward (the user's, by default)",
+    PPOOptions,
+    learner="vrb.learners.ppo:PPOLearner",
+)
+GDPL = Algorithm(
+    "gdpl",
+    "PPO on GDPL's AIRL reward estimator (Takanobu et al. 2019)",
+    GDPLOptions,
+    learner="vrb.learners.gdpl:GDPLLearner",
+    learns_reward=True,
+)
+VRB = Algorithm(
+    "vrb",
+    "PPO on the variational reward estimator bottleneck (Park et al. 2020)",
+    VRBOptions,
+    learner="vrb.learners.vrb:VRBLearner",
+    learns_reward=True,
+)

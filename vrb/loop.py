@@ -18,7 +18,7 @@ from tqdm import tqdm
 from envs.dialogue_env import DialogueEnv
 from envs.fileio import write_json
 from envs.multiwoz.data import MultiWozData
-from vrb.agents import Agent, run_dialogues
+from vrb.acting import Agent, run_dialogues
 from vrb.checkpoint import save_checkpoint
 from vrb.config import TrainConfig
 from vrb.expert import ExpertData
@@ -50,7 +50,7 @@ class Learner(Protocol):
 
     ``agent`` acts with the current policy (validation). ``start`` runs once on a fresh run (a warm start such as
     behaviour cloning) and returns entries for ``results.json``; a ``"mle"`` entry makes the run keep the cloned
-    policy as ``mle.pt``. ``learn`` is one epoch and returns TensorBoard panels; an offline learner
+    policy as ``mle.pt``. ``learn_epoch`` is one epoch and returns TensorBoard panels; an offline learner
     (``online = False``) has no epochs. ``state_dict`` is what a checkpoint must hold to resume bit for bit.
     """
 
@@ -59,7 +59,7 @@ class Learner(Protocol):
 
     def start(self) -> dict[str, Any]: ...
 
-    def learn(self, epoch: int) -> Panels: ...
+    def learn_epoch(self, epoch: int) -> Panels: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
