@@ -23,7 +23,7 @@ import os
 import select
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 BAD_INPUT_EXIT = 2
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for a job ended by Ctrl-C
@@ -34,7 +34,29 @@ ENVIRONMENT_ERRNOS = frozenset(
 )
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help as a terminal shows it: a flag's default where it has one and its help does not name it already,
+    and no reStructuredText markup (the descriptions are the modules' docstrings)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in help_text:
+            return help_text
+        if action.option_strings and action.nargs != 0:
+            return f"{help_text} (default: %(default)s)"
+        return help_text
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(text.replace("``", ""))
+
+
 class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2) and the project's help formatting."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(BAD_INPUT_EXIT)

@@ -71,6 +71,10 @@ AXIS_WORDS = {  # grid values that read better as words
         "evaluator": "learned + evaluator reward",
     },
 }
+# Rows whose words differ for a learner without a learned reward: its env_reward is its only reward.
+ALGO_AXIS_WORDS = {
+    ("ppo", "env_reward"): {"user": "user reward", "evaluator": "evaluator reward: the paper's PPO"},
+}
 CHECKPOINT_PREFIXES = {"best": "", "last": "last_"}  # metric-key prefix of each evaluated checkpoint
 
 
@@ -86,7 +90,7 @@ class Cell:
         for name, value in self.key.items():
             if name in ("algo", "simulator", "user_noise") or value is None:
                 continue
-            words = AXIS_WORDS.get(name, {})
+            words = ALGO_AXIS_WORDS.get((self.key["algo"], name)) or AXIS_WORDS.get(name, {})
             parts.append(words.get(value, f"{AXIS_NAMES.get(name, name)} {value}"))
         return parts[0] + (f" ({', '.join(parts[1:])})" if parts[1:] else "")
 

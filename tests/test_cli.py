@@ -9,6 +9,7 @@ import pytest
 
 from vrb import runs
 from vrb.algorithms import make_config
+from vrb.checkpoint import save_checkpoint
 from vrb.errors import UsageError
 from vrb.stats import bootstrap_ci, headline_intervals, mean_ci, t_quantile_975
 from vrb.train import parse_config
@@ -43,12 +44,29 @@ def test_the_cli_picks_a_fresh_folder_and_resumes_the_newest_of_that_name(tmp_pa
     cfg, out, resume = parse_config(["--algo", "ppo", "--runs", str(tmp_path)])
     assert out.parent == tmp_path and out.name.startswith("ppo-agenda-s0-") and not resume
     assert cfg.out_dir == out
-    out.mkdir()
-    (out / "last.pt").write_bytes(b"x")
+    save_checkpoint(out / "last.pt", config=cfg, epoch=0, state={})
     _, again, _ = parse_config(["--algo", "ppo", "--runs", str(tmp_path)])
     assert again != out  # a second run never lands in the first one's folder
     _, resumed, resume = parse_config(["--algo", "ppo", "--runs", str(tmp_path), "--resume"])
     assert resumed == out and resume
+
+
+def test_resume_takes_the_runs_own_settings_and_only_lets_the_run_length_and_place_change(tmp_path):
+    run = tmp_path / "run"
+    saved = make_config(algo="gdpl", seed=4, minibatch_size=64, out_dir=str(run))
+    save_checkpoint(run / "last.pt", config=saved, epoch=3, state={})
+    cfg, out, resume = parse_config(["--resume", str(run), "--epochs", "300", "--set", "workers=2"])
+    assert (out, resume) == (run, True)
+    assert cfg.replace(epochs=saved.epochs, workers=saved.workers) == saved  # nothing retyped, nothing lost
+    assert (cfg.epochs, cfg.workers) == (300, 2)
+    with pytest.raises(UsageError, match=r"minibatch_size 64 \(this command: 32\).*only epochs"):
+        parse_config(["--resume", str(run), "--set", "minibatch_size=32"])
+    with pytest.raises(UsageError, match="is a gdpl run, not vrb"):
+        parse_config(["--resume", str(run), "--algo", "vrb"])
+    with pytest.raises(UsageError, match="keeps its own settings"):
+        parse_config(["--resume", str(run), "--config", "convlab2"])
+    with pytest.raises(UsageError, match="nothing to resume"):
+        parse_config(["--resume", str(tmp_path)])
 
 
 def test_presets_load_by_name_or_file_and_flags_win(tmp_path):

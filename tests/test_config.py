@@ -146,7 +146,7 @@ def test_best_follows_the_declared_metric_and_patience_stops_the_run(tmp_path, m
         None,
         tb=type("TB", (), {"scalars": lambda *a: None, "validation": lambda *a: None})(),
     )
-    tracker = RunTracker(ctx, agent=None, learner_state=dict, checksums={}, best={"epoch": -1}, record={})
+    tracker = RunTracker(ctx, agent=None, learner_state=dict, checksums={}, best={"epoch": 0}, record={})
     tracker.start()
     stopped_after = None
     for epoch in tracker.epochs(0):
@@ -154,7 +154,7 @@ def test_best_follows_the_declared_metric_and_patience_stops_the_run(tmp_path, m
         if tracker.stop:
             stopped_after = epoch
             break
-    assert tracker.best["epoch"] == 0 and tracker.best["paper_success"] == 0.6  # not the higher ConvLab-2 one
+    assert tracker.best["epoch"] == 1 and tracker.best["paper_success"] == 0.6  # not the higher ConvLab-2 one
     assert ("best.pt", 0) in saved and stopped_after == 2
 
 

@@ -113,7 +113,7 @@ def _tracker(tmp_path, monkeypatch, calls: list, **fields) -> RunTracker:
     monkeypatch.setattr(RunTracker, "save", lambda self, name, epoch: None)
     quiet = type("TB", (), {name: lambda *a: None for name in ("scalars", "validation", "hparams", "close")})
     ctx = RunContext(make_config(algo="ppo", **fields), tmp_path, None, None, None, None, tb=quiet())
-    return RunTracker(ctx, None, dict, {}, {"epoch": -1}, {})
+    return RunTracker(ctx, None, dict, {}, {"epoch": 0}, {})
 
 
 def test_the_final_validation_reuses_the_last_epochs(tmp_path, monkeypatch):

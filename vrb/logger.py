@@ -2,8 +2,9 @@
 
 The *Custom Scalars* tab opens on the headline row — validation success, inform F1, match and turns under the
 papers' definitions — then the policy's behaviour, the learned reward's diagnostics, and the headline again
-against environment steps (turns) instead of epochs. The *Scalars* tab holds every panel: ``eval/`` (validation,
-both metric definitions), ``rollout/``, ``ppo/``, ``estimator/``, ``diagnostics/``, ``perf/``. Behaviour cloning
+against environment steps (turns) instead of epochs; one line a chart. The *Scalars* tab holds every panel:
+``eval/`` (validation, both metric definitions), ``best/`` (the best validation so far: what ``best.pt`` scores,
+and HParams' metrics), ``rollout/``, ``ppo/``, ``estimator/``, ``diagnostics/``, ``perf/``. Behaviour cloning
 and estimator pretraining happen before the first epoch, so they are logged as a run of their own (``RUN/mle``)
 with their own step axis; so is the headline by environment steps (``RUN/env_steps``). HParams are written into
 the run itself, with only the run's own fields.
@@ -40,17 +41,21 @@ def _chart(*tags: str) -> list:
 
 LAYOUT = {
     "validation (papers' definitions)": {title: _chart(f"eval/{key}") for title, key in HEADLINE.items()},
+    "best so far (by the run's select_metric)": {
+        title: _chart(f"best/{key}") for title, key in HEADLINE.items()
+    },
     "behaviour": {
-        "acts per turn (validation; greedy in rollouts)": _chart(
-            "eval/acts_per_turn", "diagnostics/greedy_acts_per_turn"
-        ),
+        "acts per turn in validation (the run's decoder)": _chart("eval/acts_per_turn"),
+        "acts per turn at the epoch's states (greedy)": _chart("diagnostics/greedy_acts_per_turn"),
         "empty turns (before the fallback)": _chart("diagnostics/empty_greedy_rate"),
         "entropy (nats over 209 acts)": _chart("diagnostics/entropy"),
         "rollout success": _chart("rollout/paper_success"),
     },
     "learned reward": {
-        "f on expert and policy transitions": _chart("diagnostics/f_expert", "diagnostics/f_policy"),
-        "KL against I_c": _chart("diagnostics/kl", "diagnostics/ic"),
+        "f on expert transitions": _chart("diagnostics/f_expert"),
+        "f on policy transitions": _chart("diagnostics/f_policy"),
+        "KL of the bottleneck (held under I_c)": _chart("diagnostics/kl"),
+        "I_c": _chart("diagnostics/ic"),
         "phi": _chart("diagnostics/phi"),
         "state-only probe AUC": _chart("diagnostics/probe_auc"),
         "share of the reward from -c log pi": _chart("diagnostics/reward_logpi_share"),
@@ -97,13 +102,12 @@ class RunLogger:
         headline = {key: scores.get(key) for key in HEADLINE.values()}
         self._write(self._env_steps, ENV_STEPS_PANEL, headline, env_steps)
 
-    def hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
-        clean = {f"hparam/{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float) and v == v}
-        for summary in hparams_summary(dict(hparams), clean):
+    def hparams(self, hparams: Mapping[str, Any], metric_tags: list[str]) -> None:
+        """The run's fields in the HParams tab, beside the last value of each of ``metric_tags`` (series the run
+        logged already, e.g. ``best/paper_success``: no single-point chart is added to the Scalars tab)."""
+        for summary in hparams_summary(dict(hparams), dict.fromkeys(metric_tags, 0.0)):
             # set by SummaryWriter.__init__, which torch declares as ``file_writer = None``
             cast(FileWriter, self.writer.file_writer).add_summary(summary)
-        for tag, value in clean.items():
-            self.writer.add_scalar(tag, value)
         self.writer.flush()
 
     def close(self) -> None:

@@ -88,17 +88,25 @@ def validate(agent: Agent, envs: list[DialogueEnv], dialogues: int) -> dict[str,
     return run_dialogues(agent, envs, seeds).summary
 
 
+HEADLINE_KEYS = ("paper_success", "paper_inform_f1", "paper_match", "paper_turns")  # the tables' columns
+
+
 def headline(scores: dict[str, Any]) -> str:
-    """Success, inform F1, match and turns under the papers' definitions (the tables' columns)."""
-    return "success {:.3f}, inform F1 {:.3f}, match {:.3f}, turns {:.2f}".format(
-        *(scores.get(k) or 0.0 for k in ("paper_success", "paper_inform_f1", "paper_match", "paper_turns"))
+    """Success, inform F1, match and turns under the papers' definitions, named as in ``results.json``,
+    TensorBoard (``eval/``) and the reports (docs/metrics.md)."""
+    return ", ".join(
+        f"{key} {scores.get(key) or 0.0:.{2 if key == 'paper_turns' else 3}f}" for key in HEADLINE_KEYS
     )
 
 
 class RunTracker:
     """Bookkeeping of every run: the progress bar, ``perf/`` scalars, validation every ``eval_every`` epochs,
     ``best.pt`` on a new best of the validation metric ``select_metric``, ``last.pt`` every epoch, the patience
-    stop (``stop``), and at the end HParams and ``results.json``."""
+    stop (``stop``), and at the end HParams and ``results.json``.
+
+    Epochs are counted as the log, ``results.json``, TensorBoard and the reports count them: epoch N is the
+    policy after N epochs of learning, epoch 0 the starting policy. On a terminal progress is a redrawn bar;
+    in a file (stderr not a terminal) it is one plain line per validation."""
 
     def __init__(
         self,
@@ -146,18 +154,21 @@ class RunTracker:
 
     def start(self) -> None:
         """Score the starting policy; it is the first best."""
-        self.best = {"epoch": -1, **self._validate()}
+        self.best = {"epoch": 0, **self._validate()}
         self.record["start"] = self.best
         self.tb.validation(self.best, 0, 0)
+        self.tb.scalars("best", {key: self.best.get(key) for key in HEADLINE_KEYS}, 0)
         logger.info("start policy: validation %s", headline(self.best))
         self.save("best.pt", -1)
 
     def epochs(self, start_epoch: int) -> tqdm:
+        self.started = time.perf_counter()
         self.progress = tqdm(
             range(start_epoch, self.cfg.epochs),
             desc=f"{self.cfg.algo} on {self.cfg.simulator}",
             initial=start_epoch,
             total=self.cfg.epochs,
+            disable=None,  # no bar where stderr is not a terminal: plain lines instead (end_epoch)
         )
         return self.progress
 
@@ -172,13 +183,25 @@ class RunTracker:
             scores = self._validate()
             self.tb.validation(scores, step, step * cfg.steps_per_epoch)
             if self._score(scores) > self._score(self.best):
-                self.best = {"epoch": epoch, **scores}
+                self.best = {"epoch": step, **scores}
                 self.save("best.pt", epoch)
-            elif cfg.patience and (epoch - self.best["epoch"]) >= cfg.patience * cfg.eval_every:
+            elif cfg.patience and (step - self.best["epoch"]) >= cfg.patience * cfg.eval_every:
                 self.stop = True
+            self.tb.scalars("best", {key: self.best.get(key) for key in HEADLINE_KEYS}, step)
             self.progress.set_postfix(
                 {self.metric: f"{self._score(scores):.3f}", "best": f"{self._score(self.best):.3f}"}
             )
+            if self.progress.disable:
+                logger.info(
+                    "epoch %d/%d: %s; best %s %.3f (epoch %d); %.0f s",
+                    step,
+                    cfg.epochs,
+                    headline(scores),
+                    self.metric,
+                    self._score(self.best),
+                    self.best["epoch"],
+                    time.perf_counter() - self.started,
+                )
         self.save("last.pt", epoch)
 
     def finish(self) -> dict[str, Any]:
@@ -186,15 +209,13 @@ class RunTracker:
         # the policy last validated is the final one (the last epoch always validates, a patience stop follows a
         # validation, an offline learner has only its start): its scores, not the same dialogues replayed
         self.record["final"] = self.latest if self.latest is not None else self._validate()
-        self.tb.hparams(
-            self.cfg.hparams(), {f"best_{k}": v for k, v in self.best.items() if k != "dialogues"}
-        )
+        self.tb.hparams(self.cfg.hparams(), [f"best/{key}" for key in HEADLINE_KEYS])
         self.tb.close()
         results = self.out / "results.json"
         write_json(results, self.record)
         logger.info(
             "best validation (epoch %d, by %s): %s; final: %s; results in %s",
-            self.best["epoch"] + 1,
+            self.best["epoch"],
             self.metric,
             headline(self.best),
             headline(self.record["final"]),

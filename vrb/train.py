@@ -80,8 +80,8 @@ def resume_checkpoint(cfg: TrainConfig, out: Path, checksums: dict[str, str]) ->
     differences = _differences(saved.to_dict(), cfg.to_dict())
     if differences:
         raise UsageError(
-            f"--resume: {path} was trained with {'; '.join(differences)}; repeat the run's settings "
-            f"({out / 'config.json'}) or start a new run"
+            f"--resume: {path} was trained with {'; '.join(differences)}; resume it with its own config "
+            "(vrb.algorithms.config_of) or start a new run"
         )
     changed = sorted(
         name
@@ -207,7 +207,7 @@ def _run(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:
     )
     learner = algorithm.make_learner(ctx)
     try:
-        best: dict[str, Any] = {"epoch": -1}
+        best: dict[str, Any] = {"epoch": 0}
         record: dict[str, Any] = {"training_split": expert.split}
         if checkpoint is not None:
             best, record = restore(learner, checkpoint, generator, cfg)
@@ -262,7 +262,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="python -m vrb.train",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="registered algorithms:\n"
         + "\n".join(f"  {n:<8} {a.summary}" for n, a in sorted(names.items()))
         + f"\n\npresets (--config): {', '.join(runs.preset_names())}; every field: --show-config [--algo A]",
@@ -286,8 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--resume",
-        action="store_true",
-        help="continue from last.pt: of --out, else of the newest run of this name",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN_DIR",
+        help="continue a run from its last.pt with its own settings: RUN_DIR, else --out, else the newest run "
+        f"of this algorithm, simulator and seed; only {', '.join(RESUME_MAY_CHANGE[:-1])} may be set anew",
     )
     parser.add_argument("--show-config", action="store_true", help="print every field of the run and exit")
     return parser
@@ -332,12 +335,40 @@ def parse_config(argv: Sequence[str] | None) -> tuple[TrainConfig, Path, bool] |
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a run folder")
     if args.resume:
-        out = args.out or runs.latest_run(args.runs, cfg)
-        if not (out / "last.pt").is_file():
-            raise UsageError(f"--resume: {out / 'last.pt'} does not exist (nothing to resume)")
-    else:
-        out = args.out or runs.new_run_folder(args.runs, cfg)
-    return cfg.replace(out_dir=out), out, args.resume
+        out = resume_folder(args, cfg)
+        return resumed_config(out, config_values(args)), out, True
+    out = args.out or runs.new_run_folder(args.runs, cfg)
+    return cfg.replace(out_dir=out), out, False
+
+
+def resume_folder(args: argparse.Namespace, cfg: TrainConfig) -> Path:
+    """The run ``--resume`` continues: ``--resume RUN_DIR``, else ``--out``, else the newest of the name."""
+    if args.config:
+        raise UsageError(f"--config {args.config} with --resume: a resumed run keeps its own settings")
+    named = None if args.resume is True else Path(args.resume)
+    if named is not None and args.out is not None and named != args.out:
+        raise UsageError(f"--resume {named} and --out {args.out}: name the run folder once")
+    out = named or args.out or runs.latest_run(args.runs, cfg)
+    if not (out / "last.pt").is_file():
+        raise UsageError(f"--resume: {out / 'last.pt'} does not exist (nothing to resume)")
+    return out
+
+
+def resumed_config(out: Path, asked: dict[str, Any]) -> TrainConfig:
+    """The run's own config from ``out/last.pt``, with the fields a resume may change set anew; a command that
+    asks for another value of any other field is refused, naming it."""
+    path = out / "last.pt"
+    saved = algorithms.config_of(load_checkpoint(path)).to_dict()
+    if asked.get("algo", saved["algo"]) != saved["algo"]:
+        raise UsageError(f"--resume: {path} is a {saved['algo']} run, not {asked['algo']}")
+    cfg = algorithms.make_config({**saved, **asked})
+    differences = _differences(saved, cfg.to_dict())
+    if differences:
+        raise UsageError(
+            f"--resume: {path} was trained with {'; '.join(differences)}; only "
+            f"{', '.join(RESUME_MAY_CHANGE)} may change when a run resumes"
+        )
+    return cfg.replace(out_dir=out)
 
 
 @command(VrbError, mw_data.DataError, interrupted="a run with a last.pt continues with --resume")
