@@ -26,7 +26,7 @@ from vrb.config import SIMULATORS
 from vrb.errors import VrbError
 from vrb.evaluate import load_agent
 from vrb.policy import DECODERS
-from vrb.runs import checkpoint_path
+from vrb.runs import checkpoint_path, pretrained_path
 
 
 class Watched:
@@ -54,7 +54,9 @@ def comparison(rows: dict[str, DialogueMetrics]) -> list[str]:
 @command(VrbError, DataError)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m vrb.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint, or a run folder (its best.pt)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint, or a run folder (its best.pt)")
+    source.add_argument("--pretrained", metavar="NAME", help="a policy shipped under pretrained/ (vrb, ppo)")
     parser.add_argument(
         "--seed", type=seed_type, default=0, help=f"first dialogue seed, 0..{MAX_SEED} (default: 0)"
     )
@@ -74,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--dialogues must be >= 1, and the dialogue seeds within 0..{MAX_SEED}")
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
-    path = checkpoint_path(args.checkpoint)
+    path = pretrained_path(args.pretrained) if args.pretrained else checkpoint_path(args.checkpoint)
     agent, config = load_agent(path, args.decoder)
     simulator = args.simulator or config.get("simulator", "agenda")
     for dialogue_seed in range(args.seed, args.seed + args.dialogues):

@@ -6,6 +6,8 @@ inform F1, match over bookable domains, turns = rounds).
 
     python -m vrb.evaluate --checkpoint runs/vrb-agenda-s0/best.pt --simulator agenda --dialogues 1000
     python -m vrb.evaluate --policy rule --dialogues 500
+
+From Python: ``vrb.evaluate.evaluate(checkpoint, dialogues=...)`` returns an ``Evaluation`` (docs/api.md).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +25,16 @@ import torch
 from envs.cli import MAX_SEED, ArgumentParser, command, seed_type
 from envs.dialogue_env import DialogueEnv
 from envs.fileio import unwritable, write_json
+from envs.multiwoz import data as mw_data
 from envs.multiwoz.data import DataError
 from envs.multiwoz.nlg import TemplateNLG
 from vrb import algorithms
 from vrb.acting import Agent, RuleAgent, run_dialogues
 from vrb.checkpoint import load_checkpoint
 from vrb.config import SIMULATORS
-from vrb.errors import VrbError
+from vrb.errors import UsageError, VrbError
 from vrb.policy import DECODERS
-from vrb.runs import checkpoint_path
+from vrb.runs import checkpoint_path, pretrained_path
 from vrb.stats import headline_intervals, mean_ci
 
 logger = logging.getLogger(__name__)
@@ -88,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint", help="a checkpoint written by vrb.train, or a run folder (its best.pt)"
     )
     source.add_argument("--policy", choices=["rule"], help="a built-in policy instead of a checkpoint")
+    source.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        help="a policy shipped under pretrained/ (vrb, ppo), trained with the defaults",
+    )
     parser.add_argument(
         "--simulator",
         choices=SIMULATORS,
@@ -136,50 +145,109 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     torch.set_num_threads(max(1, args.threads))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return evaluate(args)
+    return report(args)
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    if args.checkpoint:
-        path = checkpoint_path(args.checkpoint)
-        agent, config = load_agent(path, args.decoder, args.seed)
-        simulator = args.simulator or config.get("simulator", "agenda")
-        source = {"checkpoint": str(path), "config": config, "decoder": args.decoder}
-        env = DialogueEnv(simulator=simulator, data_dir=args.data_dir)
+@dataclass
+class Evaluation:
+    """A policy scored on seeded dialogues: the summary under both definitions (``docs/metrics.md``) with the
+    success intervals, bootstrap intervals of the papers' headline, and every dialogue's metrics."""
+
+    source: dict[str, Any]  # the checkpoint and its config, or the built-in policy
+    simulator: str
+    seeds: range
+    summary: dict[str, Any]
+    intervals: dict[str, list[float]]  # metric -> [low, high]
+    dialogues: list[dict[str, Any]]
+    transcripts: list[list[tuple[str, list]]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "simulator": self.simulator,
+            "seeds": [self.seeds[0], self.seeds[-1]],
+            "summary": self.summary,
+            "intervals": {
+                "method": "bootstrap over dialogues, 1000 resamples, 95% percentile",
+                **self.intervals,
+            },
+            "dialogues": self.dialogues,
+        }
+
+
+def evaluate(
+    checkpoint: str | Path | None = None,
+    *,
+    policy: str | None = None,
+    simulator: str | None = None,
+    dialogues: int = 1000,
+    seed: int = 0,
+    decoder: str | None = None,
+    data_dir: str | Path | None = None,
+    transcripts: int = 0,
+    progress: bool = False,
+) -> Evaluation:
+    """Score a trained policy (``checkpoint``: a checkpoint file, a run folder, or a ``pretrained/`` name) or a
+    built-in one (``policy="rule"``) on the dialogues of seeds ``seed .. seed + dialogues - 1``, on the user it
+    trained with unless ``simulator`` names another."""
+    if (checkpoint is None) == (policy is None):
+        raise UsageError("evaluate: give a checkpoint or a built-in policy, not both or neither")
+    if checkpoint is not None:
+        path = checkpoint_path(checkpoint)
+        agent, config = load_agent(path, decoder, seed)
+        simulator = simulator or config.get("simulator", "agenda")
+        source = {"checkpoint": str(path), "config": config, "decoder": decoder}
+        env = DialogueEnv(simulator=simulator, data_dir=data_dir)
     else:
-        simulator = args.simulator or "agenda"
-        env = DialogueEnv(simulator=simulator, data_dir=args.data_dir)
-        agent, source = RuleAgent(env), {"policy": args.policy}
-    seeds = range(args.seed, args.seed + args.dialogues)
-    result = run_dialogues(agent, env, seeds, keep_transcripts=args.transcripts, progress=True)
-    intervals = headline_intervals(result.dialogues)
+        simulator = simulator or "agenda"
+        env = DialogueEnv(simulator=simulator, data_dir=data_dir)
+        agent, source = RuleAgent(env), {"policy": policy}
+    seeds = range(seed, seed + dialogues)
+    result = run_dialogues(agent, env, seeds, keep_transcripts=transcripts, progress=progress)
     summary = result.summary | {
         "success_ci95": ci95([d["success"] for d in result.dialogues]),
         "paper_success_ci95": ci95([d["paper_success"] for d in result.dialogues]),
     }
-    nlg = {side: TemplateNLG(env.world.data, side=side) for side in ("user", "system")}
-    for i, transcript in enumerate(result.transcripts):
+    return Evaluation(
+        source,
+        simulator,
+        seeds,
+        summary,
+        headline_intervals(result.dialogues),
+        result.dialogues,
+        result.transcripts,
+    )
+
+
+def report(args: argparse.Namespace) -> int:
+    """The command line's output: transcripts, the table, the intervals; ``--out`` the whole evaluation."""
+    scored = evaluate(
+        pretrained_path(args.pretrained) if args.pretrained else args.checkpoint,
+        policy=args.policy,
+        simulator=args.simulator,
+        dialogues=args.dialogues,
+        seed=args.seed,
+        decoder=args.decoder,
+        data_dir=args.data_dir,
+        transcripts=args.transcripts,
+        progress=True,
+    )
+    summary, seeds = scored.summary, scored.seeds
+    nlg = {side: TemplateNLG(mw_data.load(args.data_dir), side=side) for side in ("user", "system")}
+    for i, transcript in enumerate(scored.transcripts):
         print(f"--- dialogue seed {args.seed + i} ---")
         print(render_transcript(transcript, nlg))
-    print(f"\n{args.dialogues} dialogues on the {simulator} simulator, seeds {args.seed}..{seeds[-1]}")
+    print(f"\n{args.dialogues} dialogues on the {scored.simulator} simulator, seeds {seeds[0]}..{seeds[-1]}")
     print(format_table(summary))
     print(
         f"acts per system turn {summary['acts_per_turn']:.2f}, turns without an act {summary['empty_turn_rate']:.1%}"
     )
     print("papers' definitions, 95% bootstrap interval over the dialogues (1000 resamples):")
-    for key, (low, high) in intervals.items():
+    for key, (low, high) in scored.intervals.items():
         value = "n/a" if summary[key] is None else f"{summary[key]:.3f}"
-        print(f"  {key.removeprefix('paper_'):<10} {value:>5}  [{low:.3f}, {high:.3f}]")
+        print(f"  {key:<16} {value:>5}  [{low:.3f}, {high:.3f}]")
     if args.out:
-        payload = {
-            "source": source,
-            "simulator": simulator,
-            "seeds": [args.seed, seeds[-1]],
-            "summary": summary,
-            "intervals": {"method": "bootstrap over dialogues, 1000 resamples, 95% percentile", **intervals},
-            "dialogues": result.dialogues,
-        }
-        write_json(args.out, payload)
+        write_json(args.out, scored.to_json())
         print(f"wrote {args.out}")
     return 0
 

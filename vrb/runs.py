@@ -1,4 +1,5 @@
-"""Where runs live and what they start from: run folders that never collide, named presets, checkpoint paths.
+"""Where runs live and what they start from: run folders that never collide, named presets, checkpoint paths,
+the pretrained policies under ``pretrained/``.
 
 A run folder is ``RUNS/ALGO-SIMULATOR-sSEED-YYYYmmdd-HHMMSS`` (a counter is added when two runs start in the
 same second), so ``make train`` can be run again; ``latest_run`` finds the newest folder of the same name for
@@ -23,6 +24,7 @@ from vrb.errors import UsageError
 logger = logging.getLogger(__name__)
 
 PRESETS_DIR = Path(__file__).parent / "presets"
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"  # small policies shipped with the project
 STAMP_FORMAT = "%Y%m%d-%H%M%S"
 
 
@@ -94,3 +96,15 @@ def checkpoint_path(path: str | Path) -> Path:
     """A checkpoint file as given, or a run folder's ``best.pt``."""
     path = Path(path)
     return path / "best.pt" if path.is_dir() else path
+
+
+def pretrained_names() -> list[str]:
+    return sorted(p.parent.name for p in PRETRAINED_DIR.glob("*/policy.pt"))
+
+
+def pretrained_path(name: str) -> Path:
+    """``pretrained/NAME/policy.pt``: a policy trained with the defaults, to try without training."""
+    path = PRETRAINED_DIR / name / "policy.pt"
+    if not path.is_file():
+        raise UsageError(f"--pretrained {name!r}: no such policy; expected one of {pretrained_names()}")
+    return path
