@@ -1,7 +1,7 @@
 """Fault injection, the command lines' promise of one line (issue 16): Ctrl-C in a training and in a sweep driver
 (one line, exit code 130), a closed pipe (quiet, exit 0), seeds out of range, layer widths no machine holds, an
 ``--out`` that cannot be written or a disk that fills up (one line, exit code 2), a sweep name that leaves
-``sweeps/``, and Ray shut down when its driver is stopped. Real processes where the fault lives in one (signals,
+``runs/``, and Ray shut down when its driver is stopped. Real processes where the fault lives in one (signals,
 pipes); in-process calls elsewhere.
 """
 
@@ -191,7 +191,7 @@ def test_a_sweep_name_must_be_one_plain_path_component(tmp_path, capsys):
     for name in ("../../escape", "a/b", "..", ".hidden", "/abs"):
         spec = tmp_path / "spec.yaml"
         spec.write_text(f"name: {json.dumps(name)}\ngrid: [{{algo: [ppo]}}]\n")
-        assert sweep_cli.main([str(spec), "--dry-run"]) == 2  # was: sweeps/../../escape, outside sweeps/
+        assert sweep_cli.main([str(spec), "--dry-run"]) == 2  # was: runs/../../escape, outside runs/
         one_line_error(capsys.readouterr().err, spec, "'name'")
     spec.write_text("name: ok-name_1.2\ngrid: [{algo: [ppo]}]\n")
     assert sweep_spec.load_spec(spec).name == "ok-name_1.2"

@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from vrb.learners import PPOOptions
-from vrb.policy import MultiLabelPolicy, ValueNet
 from vrb.learners.ppo import PPO, clipped_surrogate_loss
+from vrb.policy import MultiLabelPolicy, ValueNet
 from vrb.rollout import RolloutBuffer, compute_gae
 
 GAMMA, LAMBDA = 0.9, 0.8

@@ -27,12 +27,13 @@ SWEEP_TIMEOUT_S = 900
 def test_shipped_configs_expand():
     counts = {
         name: len(sweep.load_spec(CONFIGS / f"{name}.yaml").trials())
-        for name in ("smoke", "paper_table", "robustness", "ablation")
+        for name in ("smoke", "quick", "paper_table", "robustness", "ablation")
     }
     assert counts == {
         "smoke": 4,
-        "paper_table": 6 * 2 * 5 + 2 * 2 * 5 + 5,  # every algorithm; VRB and GDPL pure too; GP-MBCM on agenda
-        "robustness": 16 * 5 + 2 * 4 * 5,
+        "quick": 2 * 2 * 2,  # VRB and PPO x 2 seeds x clean and noisy user
+        "paper_table": 6 * 2 * 5 + 2 * 2 * 5 + 2 * 5 + 5,  # all; VRB, GDPL pure; the paper's PPO; GP-MBCM
+        "robustness": 16 * 5 + 3 * 4 * 5,  # VRB p x I_c; GDPL, PPO and the paper's PPO over p
         "ablation": 2 * (3 + 1) * 2 * 5,  # reward x (phi fixed at 0, 0.1, 1.0 | Lagrange) x I_c x seeds
     }
     paper = sweep.load_spec(CONFIGS / "paper_table.yaml").trials()

@@ -1,6 +1,7 @@
 """Run a grid of training runs as Ray Tune trials: ``python -m experiments.sweep CONFIG.yaml``.
 
-    python -m experiments.sweep experiments/configs/smoke.yaml --out sweeps/smoke --max-concurrent 2
+    python -m experiments.sweep experiments/configs/smoke.yaml --max-concurrent 2     # into runs/smoke
+    python -m experiments.sweep experiments/configs/quick.yaml --engine processes --epochs 30 --out runs/quick-30
     python -m experiments.sweep experiments/configs/robustness.yaml --out experiments/results/robustness
     python -m experiments.sweep experiments/configs/paper_table.yaml --address auto   # on a Ray head node
     python -m experiments.sweep experiments/configs/paper_table.yaml --engine processes  # one machine, no Ray
@@ -17,6 +18,13 @@ again, unless ``--skip-failed``). A trial's id carries a digest of the settings 
 a code change that adds or retunes TrainConfig defaults does not orphan finished ones (each row records its
 code version, and the report lists them). A local sweep first builds the corpus
 expert data and (when a trial uses VHUS) the trained VHUS user once, so concurrent trials only load them.
+
+The sweep folder is ``runs/NAME`` (the config's ``name``) unless ``--out`` names one. ``--set FIELD=VALUE``
+(repeatable, read as ``python -m vrb.train --set`` reads it), ``--epochs N`` and ``--seeds S ...`` change the
+config file's settings for this command (``experiments.sweep.overrides``): a changed setting changes the trial
+ids as an edit of the file would, and ``commands.log`` and each store row name the overrides. The report pools
+every finished trial of a folder into its cells by algorithm, simulator, noise and axes, not by epochs: give a
+run with other settings its own ``--out``.
 
 The config file (see ``experiments/configs/``)::
 
@@ -44,6 +52,7 @@ the parent-death signal, a Ray worker not yet reaped) instead of writing beside 
 The package, one module per part, each importing only the ones above it:
 
 - ``spec``: the config file (parsing, validation) and the trials it expands to;
+- ``overrides``: the command line's ``--set``, ``--epochs`` and ``--seeds``, applied to a spec;
 - ``trial``: one attempt of one trial (train, evaluate ``best.pt``, the record it reports);
 - ``ray_engine``, ``processes``: the two ways of running the pending trials;
 - ``driver``: which trials to run, the caches, the store rows (``run_sweep``); ``cli``: the command line.
@@ -51,6 +60,7 @@ The package, one module per part, each importing only the ones above it:
 
 from experiments.sweep.cli import main
 from experiments.sweep.driver import ENGINES, SweepOutcome, run_sweep, warm_caches
+from experiments.sweep.overrides import apply_overrides, parse_sets
 from experiments.sweep.processes import PAYLOAD_FILE, run_trial_process
 from experiments.sweep.ray_engine import PAYLOAD_KEY, run_trial
 from experiments.sweep.recorder import Recorder
@@ -85,8 +95,10 @@ __all__ = [
     "SweepSpec",
     "Trial",
     "_trial_id",
+    "apply_overrides",
     "load_spec",
     "main",
+    "parse_sets",
     "run_sweep",
     "run_trial",
     "run_trial_process",

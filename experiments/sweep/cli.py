@@ -1,4 +1,4 @@
-"""Run a grid of training runs as Ray Tune trials: ``python -m experiments.sweep CONFIG.yaml``.
+"""Run a grid of training runs as trials (Ray Tune, or child processes): python -m experiments.sweep CONFIG.yaml
 
 The command line of ``experiments.sweep`` (whose docstring describes the sweep, its config file and engines).
 """
@@ -15,6 +15,7 @@ from envs.cli import ArgumentParser, command
 from envs.multiwoz.data import DataError
 from experiments.store import STORE_NAME, ResultStore
 from experiments.sweep.driver import ENGINES, run_sweep
+from experiments.sweep.overrides import apply_overrides, parse_sets
 from experiments.sweep.spec import SpecError, load_spec
 from experiments.sweep.trial import LOG_FORMAT
 from vrb.errors import UsageError
@@ -30,7 +31,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--max-concurrent", type=int, help="trials running at once (default: as many as fit)")
     parser.add_argument("--max-retries", type=int, help="restarts of a crashed trial (default: the config's)")
-    parser.add_argument("--out", help="sweep folder (default sweeps/NAME)")
+    parser.add_argument("--out", help="sweep folder (default runs/NAME, NAME being the config's name)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a config field for every trial, like the config's base (JSON values, as python -m vrb.train "
+        "--set reads them); a grid axis of that name becomes this one value; repeatable",
+    )
+    parser.add_argument(
+        "--epochs", type=int, metavar="N", help="learning epochs of every trial: short for --set epochs=N"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="the seeds of every grid block, in place of the config's (e.g. --seeds 0 1)",
+    )
     parser.add_argument(
         "--engine",
         choices=ENGINES,
@@ -49,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--max-retries {args.max_retries}: expected 0 or more")
     if args.address and args.engine != "ray":
         parser.error(f"--address {args.address}: a Ray cluster needs --engine ray")
-    spec = load_spec(args.config)
-    sweep_dir = Path(args.out or f"sweeps/{spec.name}")
+    spec = apply_overrides(load_spec(args.config), parse_sets(args.set, args.epochs), args.seeds)
+    sweep_dir = Path(args.out or f"runs/{spec.name}")
     if args.dry_run:
         done = ResultStore(sweep_dir).finished_ids() if (sweep_dir / STORE_NAME).is_file() else set()
         for trial in spec.trials():

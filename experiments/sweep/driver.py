@@ -13,6 +13,7 @@ from pathlib import Path
 
 from envs.fileio import LockHeld, hold_lock
 from experiments.store import ResultStore
+from experiments.sweep.overrides import describe
 from experiments.sweep.processes import run_in_processes
 from experiments.sweep.ray_engine import run_on_ray
 from experiments.sweep.recorder import Recorder
@@ -96,14 +97,15 @@ def _run_sweep(
     pending = [trial for trial in trials if trial.trial_id not in done]
     skipped = [trial.trial_id for trial in trials if trial.trial_id in done]
     logger.info(
-        "sweep %s: %d trials, %d already in the store, %d to run (engine: %s)",
+        "sweep %s: %d trials, %d already in the store, %d to run (engine: %s)%s",
         spec.name,
         len(trials),
         len(skipped),
         len(pending),
         engine,
+        f"; command-line overrides: {describe(spec.overrides)}" if spec.overrides else "",
     )
-    record = Recorder(store, pending, spec.evaluation)
+    record = Recorder(store, pending, spec.evaluation, spec.overrides)
     outcome = SweepOutcome(
         total=len(trials), skipped=skipped, ran=[t.trial_id for t in pending], failed=record.failed
     )

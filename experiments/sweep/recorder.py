@@ -13,13 +13,24 @@ logger = logging.getLogger("experiments.sweep")
 
 
 class Recorder:
-    """Appends an ended trial to the store (the driver is its one writer) and keeps the failed ones' ids."""
+    """Appends an ended trial to the store (the driver is its one writer) and keeps the failed ones' ids. A row's
+    config is the trial's, its evaluation settings and, when the command line changed the config file's settings
+    (``experiments.sweep.overrides``), those changes."""
 
-    def __init__(self, store: ResultStore, trials: Sequence[Trial], evaluation: Mapping[str, int]):
+    def __init__(
+        self,
+        store: ResultStore,
+        trials: Sequence[Trial],
+        evaluation: Mapping[str, int],
+        overrides: Mapping[str, Any] | None = None,
+    ):
         self.store = store
         self.sweep_dir = store.path.parent
         self.trials = {trial.trial_id: trial for trial in trials}
         self.evaluation = dict(evaluation)
+        self.extra: dict[str, Any] = {"evaluation": self.evaluation}
+        if overrides:
+            self.extra["overrides"] = dict(overrides)
         self.failed: list[str] = []
 
     def __call__(
@@ -32,7 +43,7 @@ class Recorder:
                 status=status,
                 attempts=attempts,
                 axes=known.axes,
-                config={**known.config.to_dict(), "evaluation": self.evaluation},
+                config={**known.config.to_dict(), **self.extra},
                 metrics=payload.get("metrics", {}),
                 versions=payload.get("versions", {}),
                 error=error,

@@ -60,22 +60,40 @@ class SweepSpec:
     evaluation: dict[str, int]
     max_retries: int
     cpus: float
+    # what the command line changed (experiments.sweep.overrides): "set" (fields for every trial, beside base)
+    # and "seeds"; the grid already holds their axes
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def trials(self) -> list[Trial]:
         """Every grid point once, in config order; equal configs from two blocks are one trial."""
         trials: dict[str, Trial] = {}
+        fields = self.overrides.get("set", {})
         for block in self.grid:
             names = list(block)
             for values in itertools.product(*(block[name] for name in names)):
                 axes = dict(zip(names, values, strict=True))
+                file_values = {"workers": max(1, int(self.cpus)), **self.base, **axes}
                 try:
-                    config = make_config({"workers": max(1, int(self.cpus)), **self.base, **axes})
+                    config = make_config({**file_values, **fields, **axes})
                 except (TypeError, ValueError, ConfigError) as exc:
                     raise SpecError(f"sweep {self.name!r}, grid point {axes}: {exc}") from exc
-                explicit = {*self.base, *axes}
+                explicit = {*self.base, *axes, *_changed(fields, file_values, config)}
                 trial = Trial(_trial_id(axes, config, explicit, self.evaluation), axes, config)
                 trials.setdefault(trial.trial_id, trial)
         return list(trials.values())
+
+
+def _changed(fields: Mapping[str, Any], file_values: Mapping[str, Any], config: TrainConfig) -> set[str]:
+    """The command line's fields that change a trial's config from the file's: a ``--set`` to what the trial has
+    anyway (a default, say) keeps its id, so finished trials are not run again for nothing."""
+    if not fields:
+        return set()
+    try:
+        plain = make_config(file_values).to_dict()
+    except (TypeError, ValueError, ConfigError):  # the file's values alone are no config: every field counts
+        return set(fields)
+    given = config.to_dict()
+    return {name for name in fields if plain.get(name) != given[name]}
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -116,7 +134,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     if not _plain_name(name):
         raise SpecError(
             f"sweep config {path}: 'name' = {name!r}: expected one plain folder name (no '/', not starting "
-            "with '.'), the sweep's folder under sweeps/"
+            "with '.'), the sweep's folder under runs/"
         )
     spec = SweepSpec(
         name=name,
