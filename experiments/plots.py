@@ -6,13 +6,16 @@ the bands are.
   noise level, a line per algorithm (mean over seeds) with its band;
 - ``plot_success_vs_noise``: a panel per simulator, a point per algorithm and noise level, the points of the
   algorithms set slightly apart so that their intervals do not hide each other;
-- ``plot_success_vs_ic``: a panel per algorithm and simulator that varies I_c, a line per noise level.
+- ``plot_success_vs_ic``: a panel per algorithm and simulator that varies I_c, a line per noise level;
+- ``plot_kl_against_ic``: the bottleneck's KL during training, a panel per I_c with the bound drawn in it, a
+  line per variant (Lagrange multiplier, a fixed phi, none): whether the constraint binds.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -65,8 +68,10 @@ def _figure(
     *,
     band: bool,
     offset: float = 0.0,
+    hlines: Mapping[str, float] | None = None,
 ) -> bool:
-    """Panels side by side on shared y axes; False when there is nothing to draw."""
+    """Panels side by side on shared y axes, a dashed level in a panel ``hlines`` names; False when there is
+    nothing to draw."""
     panels = {name: lines for name, lines in panels.items() if lines}
     if not panels:
         return False
@@ -92,6 +97,8 @@ def _figure(
                 shift = (k - (len(lines) - 1) / 2) * offset
                 ax.errorbar([x + shift for x in xs], ys, yerr=errors, color=colours[label], marker="o", markersize=4,
                             capsize=3, linestyle="-", linewidth=0.8, label=label)  # fmt: skip
+        if hlines and name in hlines:
+            ax.axhline(hlines[name], color="black", linestyle="--", linewidth=1)
         ax.set(title=name, xlabel=xlabel)
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
@@ -170,3 +177,25 @@ def plot_learning_curves(cells: Sequence[Any], sweep_dir: Path, out: Path) -> li
         if _figure(out / name, title, "training epoch", METRIC_LABELS[metric], panels, band=True):
             written.append(name)
     return written
+
+
+def plot_kl_against_ic(cells: Sequence[Any], sweep_dir: Path, path: Path) -> bool:
+    """KL of the bottleneck per epoch (``diagnostics/kl``, mean over seeds with its band) against I_c."""
+    panels: dict[str, dict[str, Series]] = defaultdict(dict)
+    bounds: dict[str, float] = {}
+    for cell in cells:
+        if cell.key["ic"] is None:
+            continue
+        curves = [learning_curve(sweep_dir / "trials" / t.trial_id, "diagnostics/kl") for t in cell.trials]
+        curves = [c for c in curves if c]
+        if not curves:
+            continue
+        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        stats = [mean_ci([c[s] for c in curves]) for s in steps]
+        panel = f"I_c = {cell.key['ic']}, {cell.key['simulator']} user, noise p = {cell.key['user_noise']}"
+        label = re.sub(r"I_c [0-9.]+(, )?", "", cell.label).replace(", )", ")").replace(" ()", "")
+        panels[panel][label] = (steps, [m for m, _ in stats], [ci for _, ci in stats])
+        bounds[panel] = float(cell.key["ic"])
+    title = "KL of the bottleneck during training against its bound I_c (dashed)"
+    return _figure(path, title, "training epoch", "KL (nats, mean per transition)", panels, band=True,
+                   hlines=bounds)  # fmt: skip

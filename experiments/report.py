@@ -26,11 +26,17 @@ from typing import Any
 
 from envs.cli import ArgumentParser
 from envs.fileio import atomic_write_bytes, atomic_write_text
-from experiments.plots import BAND_CAPTION, plot_learning_curves, plot_success_vs_ic, plot_success_vs_noise
+from experiments.plots import (
+    BAND_CAPTION,
+    plot_kl_against_ic,
+    plot_learning_curves,
+    plot_success_vs_ic,
+    plot_success_vs_noise,
+)
 from experiments.store import ResultStore, TrialRecord
 from vrb.algorithms import registered
 from vrb.config import SIMULATORS
-from vrb.stats import mean_ci
+from vrb.stats import difference_ci, mean_ci
 
 logger = logging.getLogger("experiments.report")
 
@@ -180,6 +186,28 @@ def paper_table(cells: Sequence[Cell], definition: str = "papers", checkpoint: s
     return "\n".join(lines)
 
 
+def noise_drop_table(cells: Sequence[Cell], metric: str, low: float = 0.0, high: float = 0.3) -> str:
+    """Each learner's drop in ``metric`` from user noise ``low`` to ``high``: mean(low) - mean(high) over seeds
+    with its 95% Welch interval (the two noise levels are separate runs), in percentage points."""
+    by_label: dict[tuple[str, str], dict[float, Cell]] = {}
+    for cell in cells:
+        by_label.setdefault((cell.key["simulator"], cell.label), {})[cell.key["user_noise"]] = cell
+    lines = [
+        f"| user | learner | {metric} at p = {low} | at p = {high} | drop (points, 95% Welch interval) |",
+        "|---|---|---|---|---|",
+    ]
+    for (simulator, label), levels in sorted(by_label.items()):
+        if low not in levels or high not in levels:
+            continue
+        clean, noisy = levels[low].values(metric), levels[high].values(metric)
+        drop, ci = difference_ci(clean, noisy)
+        lines.append(
+            f"| {simulator} | {label} | {format_mean_ci(*mean_ci(clean), scale=100, digits=1)} | "
+            f"{format_mean_ci(*mean_ci(noisy), scale=100, digits=1)} | {format_mean_ci(drop, ci, 100, 1)} |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def cell_rows(cells: Sequence[Cell]) -> list[dict[str, Any]]:
     rows = []
     for cell in cells:
@@ -255,6 +283,7 @@ def write_report(sweep_dir: Path, out: Path | None = None, definition: str = "pa
     plots = {
         "success_vs_noise.png": plot_success_vs_noise(cells, metric, out / "success_vs_noise.png"),
         "success_vs_ic.png": plot_success_vs_ic(cells, metric, out / "success_vs_ic.png"),
+        "kl_vs_ic.png": plot_kl_against_ic(cells, sweep_dir, out / "kl_vs_ic.png"),
     } | dict.fromkeys(plot_learning_curves(cells, sweep_dir, out), True)
     versions = sorted({_code_label(r.versions.get("code", {})) for r in finished.values()})
     lines = [
@@ -276,6 +305,11 @@ def write_report(sweep_dir: Path, out: Path | None = None, definition: str = "pa
         "",
         paper_table(cells, definition, "last"),
         "",
+        *(
+            [f"## Drop under a noisy user: {metric}", "", drop_table, ""]
+            if (drop_table := noise_drop_table(cells, metric))
+            else []
+        ),
         f"## Every cell: {metric}",
         "",
         f"{CI_CAPTION}.",

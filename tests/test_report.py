@@ -169,3 +169,37 @@ def test_labels_in_words_and_the_last_checkpoint_table():
     last = report.paper_table(cells, checkpoint="last")
     assert "| vrb (I_c 0.5, learned reward only) |" in last and "| 20.0 ± 0.0 | 2 |" in last
     assert "| 60.0 ± 0.0 | 2 |" in last and "90.0" not in last
+
+
+def test_the_drop_under_noise_is_a_welch_interval_of_two_groups_of_seeds():
+    from vrb.stats import difference_ci
+
+    drop, ci = difference_ci([0.8, 0.9, 1.0], [0.5, 0.6, 0.7])
+    assert drop == pytest.approx(0.3) and ci == pytest.approx(t_quantile_975(4) * math.sqrt(2 * 0.01 / 3))
+    assert difference_ci([0.5, 0.5], [0.5, 0.5]) == (0.0, 0.0)
+    cells = report.build_cells(
+        _record(algo, simulator, noise, seed, success)
+        for (algo, simulator, noise), values in SUCCESS.items()
+        if (algo, simulator) == ("vrb", "agenda")
+        for seed, success in enumerate(values)
+    )
+    table = report.noise_drop_table(cells, "paper_success", high=0.2)
+    assert f"| agenda | vrb (I_c 0.5) | 90.0 ± {100 * half_width(0.1):.1f} | " in table
+    assert f"| 30.0 ± {100 * t_quantile_975(4) * math.sqrt(2 * 0.01 / 3):.1f} |" in table
+    assert report.noise_drop_table(cells, "paper_success", high=0.3) == ""  # no cell at p = 0.3
+
+
+def test_the_kl_plot_draws_each_variants_kl_against_its_bound(tmp_path):
+    records = []
+    for seed in range(2):
+        record = _record("vrb", "agenda", 0.0, seed, 0.9)
+        records.append(record)
+        logger = RunLogger(tmp_path / "trials" / record.trial_id)
+        for epoch in range(1, 4):
+            logger.scalars("diagnostics", {"kl": 0.5 + 0.1 * seed + epoch / 10}, epoch)
+        logger.close()
+    cells = report.build_cells(records)
+    assert plots.plot_kl_against_ic(cells, tmp_path, tmp_path / "kl.png")
+    assert (tmp_path / "kl.png").stat().st_size > 1000
+    assert not plots.plot_kl_against_ic(report.build_cells([_record("ppo", "agenda", 0.0, 0, 0.5)]),
+                                        tmp_path, tmp_path / "none.png")  # fmt: skip

@@ -45,6 +45,20 @@ def mean_ci(values: Iterable[float | None]) -> tuple[float, float]:
     return mean, t_quantile_975(len(kept) - 1) * sd / math.sqrt(len(kept))
 
 
+def difference_ci(first: Sequence[float], second: Sequence[float]) -> tuple[float, float]:
+    """(mean(first) - mean(second), half-width of its 95% Welch interval): two groups of seeds that share
+    nothing (runs under two settings), unequal variances; the degrees of freedom rounded down (wider)."""
+    n1, n2 = len(first), len(second)
+    if n1 < 2 or n2 < 2:
+        return float(np.mean(first) - np.mean(second)) if n1 and n2 else float("nan"), float("nan")
+    v1, v2 = np.var(first, ddof=1) / n1, np.var(second, ddof=1) / n2
+    difference = float(np.mean(first) - np.mean(second))
+    if v1 + v2 == 0:
+        return difference, 0.0
+    df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
+    return difference, t_quantile_975(max(1, math.floor(df))) * math.sqrt(v1 + v2)
+
+
 def bootstrap_ci(
     statistic: Callable[[np.ndarray], float], n: int, resamples: int = 1000, seed: int = 0
 ) -> tuple[float, float]:
