@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         metavar="RUN_DIR",
         help="continue a run from its last.pt with its own settings: RUN_DIR, else --out, else the newest run "
-        f"of this algorithm, simulator and seed; only {', '.join(RESUME_MAY_CHANGE[:-1])} may be set anew",
+        f"of this algorithm, simulator and seed; only {', '.join(RESUME_MAY_CHANGE)} may be set anew",
     )
     parser.add_argument("--show-config", action="store_true", help="print every field of the run and exit")
     return parser
