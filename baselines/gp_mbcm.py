@@ -32,11 +32,18 @@ untried summary action looks poor rather than best. Acting: Thompson sampling wh
 mean for evaluation. Learning is online per epoch: sample ``steps_per_epoch`` steps (the env's reward
 ``env_reward``), add the completed dialogues (one still running has no return yet and is dropped), recompute
 the posteriors. No warm start: Gasic et al. learn from scratch.
+
+Budget: as in GP-SARSA, only the ALD dictionaries grow, to at most c = ``gp_max_dictionary`` points per GP, and
+no other point is kept (only S and g): a GP holds O(c d + c^2) numbers however much it has seen, an ``add`` costs
+O(c d + c^2), a refresh O(c^3) per GP that got data, Q at a state O(nnz P + sum m^2) for P points in all (each
+GP padded to a power of two, not all to the widest: one full GP made all cost c^2). Threads: every product and
+solve goes through torch, bounded by the run's ``torch_threads``; numpy's BLAS threads over every core once a
+product passes its size threshold, so as the dictionaries filled its threads fought the sampler and other runs.
 """
 
 from __future__ import annotations
 
-import logging
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -50,19 +57,23 @@ from envs.multiwoz.vector import STATE_DIM, USER_ACT_DIM, USER_OFFSET
 from vrb.algorithms import Algorithm
 from vrb.checkpoint import Checkpoint
 from vrb.config import AlgoOptions, TrainConfig, integer, number, param
-from vrb.learner import RunContext
+from vrb.loop import RunContext
 from vrb.policy import draw_device
 from vrb.rollout import RolloutBuffer
 from vrb.sampling import EpochSampler
 
-logger = logging.getLogger(__name__)
-
 GENERAL = "general"
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` by torch, on the run's ``torch_threads`` (numpy's BLAS would take every core)."""
+    dtype = np.result_type(a, b)
+    return (torch.from_numpy(np.asarray(a, dtype)) @ torch.from_numpy(np.asarray(b, dtype))).numpy()
 
 
 def state_kernel(a: np.ndarray, b: np.ndarray, length_scale: float, signal_var: float) -> np.ndarray:
     """s2 exp(-|a_i - b_j|^2 / (2 l^2)) between the rows of ``a`` [n, d] and ``b`` [m, d]."""
-    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * matmul(a, b.T)
     return signal_var * np.exp(-np.maximum(squared, 0.0) / (2.0 * length_scale**2))
 
 
@@ -135,8 +146,8 @@ class SparseGP:
     def add(self, state: np.ndarray, ret: float) -> None:
         """One observed (state, return): grow the dictionary if ALD fails, then update S and g."""
         k = self.kernel(self.dictionary, state[None])[:, 0]
-        coefficients = self.kernel_inverse @ k
-        residual = self.signal_var - k @ coefficients
+        coefficients = matmul(self.kernel_inverse, k)
+        residual = self.signal_var - float(k @ coefficients)  # a dot product of <= c numbers: one thread
         if len(self) < self.max_dictionary and residual > self.ald_threshold * self.signal_var:
             m = len(self)
             inverse = np.empty((m + 1, m + 1))
@@ -158,10 +169,10 @@ class SparseGP:
         if not self.stale:
             return
         self.stale = False
-        system = self.projection_gram @ self.kernel(
-            self.dictionary, self.dictionary
-        ) + self.noise_var * np.eye(len(self))
-        solved = np.linalg.solve(system, np.column_stack([self.projected_returns, self.projection_gram]))
+        system = matmul(self.projection_gram, self.kernel(self.dictionary, self.dictionary))
+        system += self.noise_var * np.eye(len(self))
+        targets = np.column_stack([self.projected_returns, self.projection_gram])
+        solved = torch.linalg.solve(torch.from_numpy(system), torch.from_numpy(targets)).numpy()
         self.alpha, self.covariance_factor = solved[:, 0], solved[:, 1:]
 
     def predict(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,7 +181,7 @@ class SparseGP:
             return np.zeros(len(states)), np.full(len(states), self.signal_var)
         k = self.kernel(states, self.dictionary)
         variance = self.signal_var - np.einsum("bi,ij,bj->b", k, self.covariance_factor, k)
-        return k @ self.alpha, variance
+        return matmul(k, self.alpha), variance
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {
@@ -187,6 +198,11 @@ class SparseGP:
         self.refresh()
 
 
+def padded_width(size: int, cap: int) -> int:
+    """A GP of ``size`` points is padded to the next power of two, at most ``cap``: within 4x of its m^2."""
+    return min(1 << (size - 1).bit_length(), max(cap, size))
+
+
 class Committee:
     """One SparseGP per (member domain, summary action); Q(b, .) is their BCM combination over members."""
 
@@ -196,38 +212,36 @@ class Committee:
         self.members, self.vectors, self.answers = members, summary.vectors, answers
         self.num_actions = len(summary) + 1  # the fixed combinations, then "answer the requests"
         self.prior_mean, self.signal_var = cfg.gp_prior_mean, cfg.gp_signal_var
-        self.gps = [
-            [
-                SparseGP(
-                    STATE_DIM,
-                    length_scale=cfg.gp_length_scale,
-                    signal_var=cfg.gp_signal_var,
-                    noise_var=cfg.gp_noise_var,
-                    ald_threshold=cfg.gp_ald_threshold,
-                    max_dictionary=cfg.gp_max_dictionary,
-                )
-                for _ in range(self.num_actions)
-            ]
-            for _ in members
-        ]
-        self.length_scale = cfg.gp_length_scale
+        gp = functools.partial(
+            SparseGP,
+            STATE_DIM,
+            length_scale=cfg.gp_length_scale,
+            signal_var=cfg.gp_signal_var,
+            noise_var=cfg.gp_noise_var,
+            ald_threshold=cfg.gp_ald_threshold,
+            max_dictionary=cfg.gp_max_dictionary,
+        )
+        self.gps = [[gp() for _ in range(self.num_actions)] for _ in members]
+        self.length_scale, self.max_dictionary = cfg.gp_length_scale, cfg.gp_max_dictionary
         self.refresh()
 
     def q_values(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """BCM mean and variance of Q(b, a), shape [B, K]: one kernel evaluation against every dictionary,
-        then every GP's mean and variance at once from the padded stacks built by ``refresh``."""
+        then the GPs' means and variances a stack (``refresh``'s) at a time."""
         states = np.asarray(states, dtype=np.float32)
         means = np.zeros((len(self.members), len(states), self.num_actions))
         variances = np.full_like(means, self.signal_var)
-        if len(self.slots):
+        if self.stacks:
             # states are sparse 0/1 vectors: a dot product is a sum of the dictionary's columns they select
             dots = np.stack([self.points_by_feature[np.flatnonzero(state)].sum(0) for state in states])
             squared = (states * states).sum(1)[:, None] + self.point_norms - 2.0 * dots
             k = self.signal_var * np.exp(-np.maximum(squared, 0.0) / (2.0 * self.length_scale**2))
-            padded = np.pad(k, ((0, 0), (0, 1)))[:, self.gather].transpose(1, 0, 2)  # [G, B, m]; pads read 0
-            members, actions = self.slots.T
-            means[members, :, actions] = (padded * self.alphas[:, None, :]).sum(-1)
-            variances[members, :, actions] -= (np.matmul(padded, self.covariances) * padded).sum(-1)
+            k = np.pad(k, ((0, 0), (0, 1)))  # the extra zero column that pads read
+        for slots, gather, alphas, covariances in self.stacks:
+            padded = k[:, gather].transpose(1, 0, 2)  # [G, B, w]
+            members, actions = slots.T
+            means[members, :, actions] = (padded * alphas[:, None, :]).sum(-1)
+            variances[members, :, actions] -= (matmul(padded, covariances) * padded).sum(-1)
         mean, variance = bcm_combine(means, variances, self.signal_var)
         return mean + self.prior_mean, variance
 
@@ -244,7 +258,8 @@ class Committee:
         self.gps[member][action].add(np.asarray(state, dtype=np.float64), ret - self.prior_mean)
 
     def refresh(self) -> None:
-        """Recompute every posterior and the padded stacks of the non-empty GPs that ``q_values`` reads."""
+        """Recompute every posterior and ``q_values``' stacks: the non-empty GPs by ``padded_width``, each stack
+        their (member, action) slots [G, 2], their points' columns [G, w] (pads: the zero one), alpha, C."""
         filled = [
             (member, action, gp)
             for member, gps in enumerate(self.gps)
@@ -253,23 +268,24 @@ class Committee:
         ]
         for _, _, gp in filled:
             gp.refresh()
-        width = max((len(gp) for _, _, gp in filled), default=0)
-        self.slots = np.array([(member, action) for member, action, _ in filled], dtype=np.int64).reshape(
-            -1, 2
-        )
-        self.all_points = np.vstack([np.zeros((0, STATE_DIM))] + [gp.dictionary for _, _, gp in filled])
-        self.all_points = self.all_points.astype(np.float32)
+        all_points = np.vstack([np.zeros((0, STATE_DIM))] + [gp.dictionary for _, _, gp in filled])
+        self.all_points = all_points.astype(np.float32)
         self.point_norms = (self.all_points * self.all_points).sum(1)
         self.points_by_feature = np.ascontiguousarray(self.all_points.T)
-        self.gather = np.full((len(filled), width), len(self.all_points))  # the extra zero column
-        self.alphas = np.zeros((len(filled), width), dtype=np.float32)
-        self.covariances = np.zeros((len(filled), width, width), dtype=np.float32)
-        start = 0
-        for g, (_, _, gp) in enumerate(filled):
-            m = len(gp)
-            self.gather[g, :m] = np.arange(start, start + m)
-            self.alphas[g, :m], self.covariances[g, :m, :m] = gp.alpha, gp.covariance_factor
-            start += m
+        starts = np.cumsum([0] + [len(gp) for _, _, gp in filled])
+        widths = np.array([padded_width(len(gp), self.max_dictionary) for _, _, gp in filled], dtype=np.int64)
+        self.stacks: list[tuple[np.ndarray, ...]] = []
+        for width in np.unique(widths):
+            chosen = np.flatnonzero(widths == width)
+            gather = np.full((len(chosen), width), len(self.all_points))  # the extra zero column
+            alphas = np.zeros((len(chosen), width), dtype=np.float32)
+            covariances = np.zeros((len(chosen), width, width), dtype=np.float32)
+            for row, g in enumerate(chosen):
+                gp, m = filled[g][2], len(filled[g][2])
+                gather[row, :m] = np.arange(starts[g], starts[g] + m)
+                alphas[row, :m], covariances[row, :m, :m] = gp.alpha, gp.covariance_factor
+            slots = np.array([filled[g][:2] for g in chosen], dtype=np.int64)
+            self.stacks.append((slots, gather, alphas, covariances))
 
     def dictionary_size(self) -> int:
         return sum(len(gp) for member in self.gps for gp in member)
@@ -307,7 +323,7 @@ class ThompsonActor:
     def act(
         self, states: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        device, states = states.device, states.cpu().numpy()  # the committee computes with numpy
+        device, states = states.device, states.cpu().numpy()  # the committee computes on the CPU
         mean, var = self.committee.q_values(states)
         where = draw_device(generator, "cpu")
         noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64, device=where).cpu().numpy()
@@ -318,7 +334,7 @@ class ThompsonActor:
 
 
 class GreedyAgent:
-    """The committee's greedy policy (argmax of the BCM mean) as a ``vrb.agents.Agent``."""
+    """The committee's greedy policy (argmax of the BCM mean) as a ``vrb.acting.Agent``."""
 
     def __init__(self, committee: Committee):
         self.committee = committee
@@ -410,7 +426,7 @@ class GPLearner:
             "members": list(self.members),
         }
 
-    def learn(self, epoch: int) -> dict[str, dict[str, float]]:
+    def learn_epoch(self, epoch: int) -> dict[str, dict[str, float]]:
         cfg = self.ctx.cfg
         episodes, perf = self.sampler.sample(self.actor.act, epoch, self.ctx.generator)
         taken, self.actor.taken = np.stack(self.actor.taken), []
@@ -437,5 +453,5 @@ ALGORITHM = Algorithm(
     GPLearner,
     load_agent,
     decodes=False,
-    devices=("cpu",),  # its committee computes with numpy: a GPU would hold only the rollout buffer
+    devices=("cpu",),  # its committee computes on the CPU: a GPU would hold only the rollout buffer
 )

@@ -8,11 +8,12 @@ from baselines.gp_mbcm import (
     SparseGP,
     bcm_combine,
     discounted_returns,
+    padded_width,
     state_kernel,
     turn_members,
 )
 from envs.dialogue_env import DialogueEnv
-from vrb.agents import run_dialogues
+from vrb.acting import run_dialogues
 from vrb.algorithms import make_config
 from vrb.evaluate import load_agent
 from vrb.train import run
@@ -85,6 +86,95 @@ def test_ald_keeps_a_repeated_state_out_of_the_dictionary_without_changing_the_p
 
 def test_dictionary_stops_growing_at_its_cap():
     assert len(fitted(STATES, np.zeros(3), max_dictionary=2)) == 2
+
+
+def random_states(count: int, dim: int, seed: int = 0) -> np.ndarray:
+    """Distinct-enough sparse 0/1 states, like the belief states (a few ones among ``dim``)."""
+    return (np.random.default_rng(seed).random((count, dim)) < 0.1).astype(np.float64)
+
+
+def gp_numbers(model: SparseGP) -> dict[str, tuple[int, ...]]:
+    """The shape of everything a GP keeps between calls (its arrays; a list of points would show here too)."""
+    return {name: np.shape(value) for name, value in vars(model).items() if np.ndim(value) > 0}
+
+
+def test_gp_state_stops_growing_at_the_dictionary_cap():
+    """GP-SARSA's budget: past the cap, more data change the numbers a GP keeps, never how many."""
+    cap, dim = 12, 60
+    states = random_states(1200, dim)
+    returns = np.random.default_rng(1).normal(size=1200)
+    model = SparseGP(
+        dim, length_scale=2.0, signal_var=SIGNAL, noise_var=NOISE, ald_threshold=0.01, max_dictionary=cap
+    )
+    for state, ret in zip(states[:300], returns[:300], strict=True):
+        model.add(state, ret)
+    model.refresh()
+    shapes = gp_numbers(model)
+    assert len(model) == cap
+    assert all(np.prod(shape) <= cap * max(cap, dim) for shape in shapes.values()), shapes
+    for state, ret in zip(states[300:], returns[300:], strict=True):
+        model.add(state, ret)
+    model.refresh()
+    assert len(model) == cap and gp_numbers(model) == shapes
+    assert sum(t.numel() for t in model.state_dict().values()) == cap * dim + 2 * cap * cap + cap
+
+
+def test_padded_width_is_the_next_power_of_two_up_to_the_cap():
+    assert [padded_width(m, 100) for m in (1, 2, 3, 5, 64, 65, 100)] == [1, 2, 4, 8, 64, 100, 100]
+
+
+def filled_committee(sizes: dict[tuple[int, int], int], cap: int) -> Committee:
+    """A committee (2 members, 3 summary actions) whose GP (member, action) holds ``sizes`` points."""
+    summary = SummaryActions(np.eye(2, dtype=np.float32), coverage=1.0)
+    cfg = GPOptions(gp_length_scale=2.0, gp_ald_threshold=1e-6, gp_max_dictionary=cap)
+    committee = Committee(("general", "hotel"), summary, np.full(78, -1), cfg)
+    states = random_states(sum(sizes.values()) * 3, 340, seed=2)
+    returns = iter(np.random.default_rng(3).normal(-10, 20, len(states)))
+    rows = iter(states)
+    for (member, action), size in sizes.items():
+        while len(committee.gps[member][action]) < size:
+            committee.add(member, action, next(rows), next(returns))
+    committee.refresh()
+    return committee
+
+
+def test_committee_stacks_cost_each_gp_about_its_own_size():
+    """One full GP must not make every GP cost as much as it (q_values' padded products)."""
+    cap = 40
+    sizes = {(0, 0): cap, (0, 1): 1, (0, 2): 3, (1, 0): 5, (1, 2): 2}
+    committee = filled_committee(sizes, cap)
+    assert committee.dictionary_size() == sum(sizes.values()) == len(committee.all_points)
+    padded = sum(covariances.size for _, _, _, covariances in committee.stacks)
+    assert padded <= 4 * sum(m * m for m in sizes.values()) < len(sizes) * cap * cap
+    slots = sorted(tuple(slot) for stack in committee.stacks for slot in stack[0])
+    assert slots == sorted(sizes)
+
+
+def test_committee_q_values_across_stacks_are_the_bcm_of_its_gps():
+    committee = filled_committee({(0, 0): 9, (0, 1): 1, (1, 0): 3, (1, 1): 16, (1, 2): 2}, cap=16)
+    queries = random_states(6, 340, seed=4)
+    mean, var = committee.q_values(queries)
+    per_gp = [[gp.predict(queries) for gp in member] for member in committee.gps]
+    for action in range(committee.num_actions):
+        expected = bcm_combine(
+            np.stack([per_gp[m][action][0] for m in range(2)]),
+            np.stack([per_gp[m][action][1] for m in range(2)]),
+            committee.signal_var,
+        )
+        assert mean[:, action] == pytest.approx(expected[0] + committee.prior_mean, rel=1e-4, abs=1e-3)
+        assert var[:, action] == pytest.approx(expected[1], rel=1e-4)
+
+
+def test_committee_state_is_bounded_by_members_actions_and_cap():
+    cap = 6
+    committee = filled_committee({(m, a): cap for m in range(2) for a in range(3)}, cap)
+    rng = np.random.default_rng(5)
+    for state in random_states(500, 340, seed=6):
+        committee.add(int(rng.integers(2)), int(rng.integers(3)), state, float(rng.normal()))
+    committee.refresh()
+    assert committee.dictionary_size() == 2 * 3 * cap
+    assert all(len(gp) == cap for member in committee.gps for gp in member)
+    assert sum(covariances.size for *_, covariances in committee.stacks) == 2 * 3 * cap * cap
 
 
 def test_bcm_combination_of_two_gps():
