@@ -54,6 +54,21 @@ def scalar_tags(run_dir: Path) -> set[str]:
     return set(events.Tags()["scalars"])
 
 
+def single_point_charts(run_dir: Path) -> list[str]:
+    """Scalar tags with fewer than two points, in the run and its sub-runs (mle/, env_steps/)."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    events = EventMultiplexer()
+    events.AddRunsFromDirectory(str(run_dir))
+    events.Reload()
+    return [
+        f"{name}: {tag}"
+        for name, tags in events.Runs().items()
+        for tag in tags.get("scalars", [])
+        if len(events.Scalars(name, tag)) < 2
+    ]
+
+
 def run(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=ENV
@@ -68,6 +83,9 @@ def test_tiny_vrb_run_writes_checkpoints_results_and_tensorboard(tmp_path):
     assert {"config.json", "last.pt", "best.pt", "mle.pt", "results.json"} <= {p.name for p in out.iterdir()}
     assert any(p.name.startswith("events.out.tfevents") for p in out.iterdir())
     assert scalar_tags(out) >= DIAGNOSTICS
+    # a chart of one point says nothing (results.json holds such numbers); mle/ has one point an epoch, one here
+    assert not [chart for chart in single_point_charts(out) if not chart.startswith("mle:")]
+    assert not [tag for tag in scalar_tags(out / "mle") if "test_" in tag]
     assert load_checkpoint(out / "last.pt").epoch == 2
     assert json.loads((out / "results.json").read_text())["training_split"] in ("train", "val")
     evaluated = run(

@@ -179,7 +179,6 @@ def restore(
 
 
 def _run(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:
-    algorithm = algorithms.get(cfg.algo)
     if not resume:
         write_json(out / "config.json", cfg.to_dict())
     torch.set_num_threads(cfg.torch_threads)
@@ -205,7 +204,7 @@ def _run(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:
         generator,
         RunLogger(out, purge_step=start_epoch + 1 if resume else None),
     )
-    learner = algorithm.make_learner(ctx)
+    learner = algorithms.get(cfg.algo).make_learner(ctx)
     try:
         best: dict[str, Any] = {"epoch": 0}
         record: dict[str, Any] = {"training_split": expert.split}

@@ -159,7 +159,7 @@ def clone_behaviour(policy: MultiLabelPolicy, ctx: RunContext, options: CloningO
 
     entry = clone_entry(policy, ctx, options) if options.clone_cache else None
     start = reuse_or_clone(entry, policy, ctx.generator, clone)
-    for step, scalars in start.records:
+    for step, scalars in start.records[:-1]:  # the last record is the test scores: results.json, not a chart
         ctx.tb.scalars("mle", scalars, step)
     logger.info(
         "MLE on %s: test act precision %.3f recall %.3f F1 %.3f", ctx.expert.split, *start.result.values()
