@@ -193,3 +193,35 @@ def test_the_source_digest_names_the_code_that_ran(tmp_path):
     (tmp_path / "envs" / "sub" / "m.py").rename(tmp_path / "envs" / "sub" / "n.py")  # same bytes, new name
     assert source_digest(tmp_path) not in (before, changed)
     assert code_version()["source"] == source_digest()
+
+
+def test_a_policy_only_checkpoint_acts_like_the_run_and_keeps_its_provenance(tmp_path):
+    from vrb.algorithms import load_agent
+    from vrb.checkpoint import save_policy_only
+
+    cfg = make_config(algo="ppo")
+    policy = MultiLabelPolicy()
+    full = save_checkpoint(
+        tmp_path / "best.pt",
+        config=cfg,
+        epoch=7,
+        state={
+            "policy": policy.state_dict(),
+            "value": ValueNet(340).state_dict(),
+            "ppo": {"big": torch.zeros(10**5)},
+        },
+        rngs={"torch": torch.Generator().manual_seed(1)},
+        data_checksums={"val.json.zip": "ab" * 32},
+    )
+    small = save_policy_only(load_checkpoint(full), tmp_path / "policy.pt")
+    loaded = load_checkpoint(small)
+    assert set(loaded.state) == {"policy"} and small.stat().st_size < full.stat().st_size / 2
+    assert (loaded.epoch, loaded.config, loaded.data_checksums) == (
+        7,
+        cfg.to_dict(),
+        {"val.json.zip": "ab" * 32},
+    )
+    assert loaded.code_version == load_checkpoint(full).code_version
+    states = torch.rand(4, 340)
+    acted = load_agent(loaded).policy.greedy(states)
+    assert torch.equal(acted, policy.greedy(states))

@@ -150,7 +150,6 @@ def save_checkpoint(
 ) -> Path:
     """Write atomically: a crash leaves either the old file or the new one, never half of one; a write that
     fails (a full disk) is a CheckpointError naming the file."""
-    path = Path(path)
     payload = {
         "config": config.to_dict(),
         "epoch": epoch,
@@ -159,6 +158,24 @@ def save_checkpoint(
         "data_checksums": dict(data_checksums or {}),
         "code_version": code_version(),
     }
+    return _write(Path(path), payload)
+
+
+def save_policy_only(checkpoint: Checkpoint, path: str | os.PathLike) -> Path:
+    """A checkpoint holding only what acting needs — the policy's weights, with the run's config, epoch, data
+    checksums and the version of the code that trained it — small enough to ship (``pretrained/``)."""
+    payload = {
+        "config": checkpoint.config,
+        "epoch": checkpoint.epoch,
+        "state": {"policy": checkpoint.state["policy"]},
+        "rng_states": checkpoint.rng_states,
+        "data_checksums": checkpoint.data_checksums,
+        "code_version": checkpoint.code_version,
+    }
+    return _write(Path(path), payload)
+
+
+def _write(path: Path, payload: dict[str, Any]) -> Path:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     body = buffer.getvalue()
