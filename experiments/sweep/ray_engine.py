@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -98,6 +99,8 @@ def ray_session(address: str | None) -> Iterator[None]:
     main_thread = threading.current_thread() is threading.main_thread()
     previous_sigint_setting = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C: a KeyboardInterrupt, through the finally below
+    if not sys.stderr.isatty():  # trials' lines reach a log file: no colour codes around their prefixes
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     previous_sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
     started = not ray.is_initialized()
     terminated: list[int] = []
