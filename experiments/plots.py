@@ -156,22 +156,28 @@ def plot_success_vs_ic(cells: Sequence[Any], metric: str, path: Path) -> bool:
                    panels, band=False, offset=0.01)  # fmt: skip
 
 
+def mean_curve(cell: Any, sweep_dir: Path, tag: str) -> Series | None:
+    """A scalar of the cell's trials per epoch: mean over seeds and 95% interval, at the epochs all share."""
+    curves = [learning_curve(sweep_dir / "trials" / t.trial_id, tag) for t in cell.trials]
+    curves = [c for c in curves if c]
+    if not curves:
+        return None
+    steps = sorted(set.intersection(*(set(c) for c in curves)))
+    stats = [mean_ci([c[s] for c in curves]) for s in steps]
+    return steps, [m for m, _ in stats], [ci for _, ci in stats]
+
+
 def plot_learning_curves(cells: Sequence[Any], sweep_dir: Path, out: Path) -> list[str]:
     """One figure per headline metric; the names of the files written."""
     written = []
     for metric in CURVE_METRICS:
         panels: dict[str, dict[str, Series]] = defaultdict(dict)
         for cell in cells:
-            curves = [
-                learning_curve(sweep_dir / "trials" / t.trial_id, f"eval/{metric}") for t in cell.trials
-            ]
-            curves = [c for c in curves if c]
-            if not curves:
-                continue
-            steps = sorted(set.intersection(*(set(c) for c in curves)))
-            stats = [mean_ci([c[s] for c in curves]) for s in steps]
-            panel = f"{cell.key['simulator']} user, noise p = {cell.key['user_noise']}"
-            panels[panel][cell.label] = (steps, [m for m, _ in stats], [ci for _, ci in stats])
+            curve = mean_curve(cell, sweep_dir, f"eval/{metric}")
+            if curve is not None:
+                panels[f"{cell.key['simulator']} user, noise p = {cell.key['user_noise']}"][cell.label] = (
+                    curve
+                )
         name = f"learning_{metric.removeprefix('paper_')}.png"
         title = f"validation {METRIC_LABELS[metric]} during training"
         if _figure(out / name, title, "training epoch", METRIC_LABELS[metric], panels, band=True):
@@ -186,15 +192,12 @@ def plot_kl_against_ic(cells: Sequence[Any], sweep_dir: Path, path: Path) -> boo
     for cell in cells:
         if cell.key["ic"] is None:
             continue
-        curves = [learning_curve(sweep_dir / "trials" / t.trial_id, "diagnostics/kl") for t in cell.trials]
-        curves = [c for c in curves if c]
-        if not curves:
+        curve = mean_curve(cell, sweep_dir, "diagnostics/kl")
+        if curve is None:
             continue
-        steps = sorted(set.intersection(*(set(c) for c in curves)))
-        stats = [mean_ci([c[s] for c in curves]) for s in steps]
         panel = f"I_c = {cell.key['ic']}, {cell.key['simulator']} user, noise p = {cell.key['user_noise']}"
         label = re.sub(r"I_c [0-9.]+(, )?", "", cell.label).replace(", )", ")").replace(" ()", "")
-        panels[panel][label] = (steps, [m for m, _ in stats], [ci for _, ci in stats])
+        panels[panel][label] = curve
         bounds[panel] = float(cell.key["ic"])
     title = "KL of the bottleneck during training against its bound I_c (dashed)"
     return _figure(path, title, "training epoch", "KL (nats, mean per transition)", panels, band=True,
