@@ -143,3 +143,17 @@ def test_bootstrap_intervals_cover_pooled_metrics():
     low, high = intervals["paper_inform_f1"]
     assert low < 2 * 400 / (2 * 400 + 100) < high
     assert all(math.isnan(v) for v in bootstrap_ci(lambda idx: 0.0, 1))
+
+
+def test_the_shipped_policies_play_from_a_fresh_clone(capsys):
+    from vrb import demo, evaluate
+
+    assert runs.pretrained_names() == ["ppo", "vrb"]
+    for name in runs.pretrained_names():
+        assert runs.pretrained_path(name).stat().st_size < 500_000
+    assert evaluate.main(["--pretrained", "vrb", "--dialogues", "3", "--transcripts", "0"]) == 0
+    assert "paper_success" in capsys.readouterr().out
+    assert demo.main(["--pretrained", "ppo", "--vs-rule", "--seed", "2"]) == 0
+    assert "rule policy" in capsys.readouterr().out
+    with pytest.raises(UsageError, match=r"no such policy; expected one of \['ppo', 'vrb'\]"):
+        runs.pretrained_path("gdpl")

@@ -99,8 +99,9 @@ def ray_session(address: str | None) -> Iterator[None]:
     main_thread = threading.current_thread() is threading.main_thread()
     previous_sigint_setting = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C: a KeyboardInterrupt, through the finally below
-    if not sys.stderr.isatty():  # trials' lines reach a log file: no colour codes around their prefixes
+    if not sys.stderr.isatty():  # trials' lines reach a log file: no colour codes (prefixes, dedup notes)
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # a trial's validation lines are few; each is kept
     previous_sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
     started = not ray.is_initialized()
     terminated: list[int] = []
