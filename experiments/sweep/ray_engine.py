@@ -90,18 +90,25 @@ def _store_callback(record: Recorder):
     return StoreCallback()
 
 
+def plain_logs_in_files() -> None:
+    """Where the driver's output goes to a file, Ray writes the trials' lines without colour codes (prefixes,
+    deduplication notes) and keeps each of them (a trial's validation lines are few). Ray reads both settings
+    when it is imported, so this runs first."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
 @contextmanager
 def ray_session(address: str | None) -> Iterator[None]:
     """Ray for the block: the cluster at ``address``, the one this process runs already, or a local one started
     here and shut down when the block ends, however it ends (an exception, Ctrl-C, SIGTERM)."""
+    plain_logs_in_files()
     import ray
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous_sigint_setting = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C: a KeyboardInterrupt, through the finally below
-    if not sys.stderr.isatty():  # trials' lines reach a log file: no colour codes (prefixes, dedup notes)
-        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
-        os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # a trial's validation lines are few; each is kept
     previous_sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
     started = not ray.is_initialized()
     terminated: list[int] = []
@@ -144,6 +151,7 @@ def run_on_ray(
     retries: int,
     address: str | None,
 ) -> None:
+    plain_logs_in_files()
     from ray import tune
 
     with ray_session(address):
