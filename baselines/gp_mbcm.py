@@ -33,12 +33,10 @@ mean for evaluation. Learning is online per epoch: sample ``steps_per_epoch`` st
 ``env_reward``), add the completed dialogues (one still running has no return yet and is dropped), recompute
 the posteriors. No warm start: Gasic et al. learn from scratch.
 
-Budget: as in GP-SARSA, only the ALD dictionaries grow, to at most c = ``gp_max_dictionary`` points per GP, and
-no other point is kept (only S and g): a GP holds O(c d + c^2) numbers however much it has seen, an ``add`` costs
-O(c d + c^2), a refresh O(c^3) per GP that got data, Q at a state O(nnz P + sum m^2) for P points in all (each
-GP padded to a power of two, not all to the widest: one full GP made all cost c^2). Threads: every product and
-solve goes through torch, bounded by the run's ``torch_threads``; numpy's BLAS threads over every core once a
-product passes its size threshold, so as the dictionaries filled its threads fought the sampler and other runs.
+Budget, as in GP-SARSA: only the ALD dictionaries grow, to c = ``gp_max_dictionary`` points per GP, and only S
+and g are kept of the data: a GP holds O(c d + c^2) numbers however much it has seen; an ``add`` costs O(c d +
+c^2), a refresh O(c^3), Q at a state O(nnz P + sum m^2) for P points (each GP padded to a power of two, not to
+the widest). Every product and solve runs on torch's ``torch_threads`` (numpy's BLAS would take every core).
 """
 
 from __future__ import annotations
@@ -260,16 +258,12 @@ class Committee:
     def refresh(self) -> None:
         """Recompute every posterior and ``q_values``' stacks: the non-empty GPs by ``padded_width``, each stack
         their (member, action) slots [G, 2], their points' columns [G, w] (pads: the zero one), alpha, C."""
-        filled = [
-            (member, action, gp)
-            for member, gps in enumerate(self.gps)
-            for action, gp in enumerate(gps)
-            if len(gp)
-        ]
+        filled = [(m, a, gp) for m, gps in enumerate(self.gps) for a, gp in enumerate(gps) if len(gp)]
         for _, _, gp in filled:
             gp.refresh()
-        all_points = np.vstack([np.zeros((0, STATE_DIM))] + [gp.dictionary for _, _, gp in filled])
-        self.all_points = all_points.astype(np.float32)
+        self.all_points = np.vstack([np.zeros((0, STATE_DIM))] + [gp.dictionary for *_, gp in filled]).astype(
+            np.float32
+        )
         self.point_norms = (self.all_points * self.all_points).sum(1)
         self.points_by_feature = np.ascontiguousarray(self.all_points.T)
         starts = np.cumsum([0] + [len(gp) for _, _, gp in filled])
@@ -299,11 +293,9 @@ class Committee:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if tuple(state["members"]) != self.members or len(state["gps"][0]) != self.num_actions:
-            raise ValueError(
-                f"committee of {state['members']} x {len(state['gps'][0])} actions does not fit "
-                f"{list(self.members)} x {self.num_actions}"
-            )
+        shape, own = (list(state["members"]), len(state["gps"][0])), (list(self.members), self.num_actions)
+        if shape != own:
+            raise ValueError(f"committee of {shape[0]} x {shape[1]} actions does not fit {own[0]} x {own[1]}")
         self.vectors, self.answers = state["vectors"].numpy(), state["answers"].numpy()
         for member, saved in zip(self.gps, state["gps"], strict=True):
             for gp, gp_state in zip(member, saved, strict=True):
@@ -339,8 +331,8 @@ class GreedyAgent:
     def __init__(self, committee: Committee):
         self.committee = committee
 
-    def reset(self) -> None:
-        pass
+    def reset(self) -> None:  # no memory between dialogues
+        return None
 
     def act(self, env: DialogueEnv, observation: np.ndarray) -> np.ndarray:
         mean, _ = self.committee.q_values(observation[None])
