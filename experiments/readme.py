@@ -8,6 +8,7 @@ covers every document of ``DOCUMENTS``.
 | NAME | document | source |
 |---|---|---|
 | ``paper-table`` | ``README.md`` | ``experiments/results/paper_table/`` (``results.sqlite`` of ``experiments.sweep``, ``reference/``) |
+| ``claims`` | ``README.md`` | the stores under ``experiments/results/`` (``experiments.claims``) |
 | ``learning`` | ``docs/experiments.md`` | ``experiments/results/learning/grids/*/summary.json`` (``experiments.grid``) |
 | ``benchmarks`` | ``docs/benchmarks.md`` | ``benchmarks/results/*.json`` |
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from envs.cli import ArgumentParser
 from envs.fileio import atomic_write_text
-from experiments import frontier, report
+from experiments import claims, frontier, report
 from experiments.store import ResultStore
 from vrb.config import SIMULATORS
 
@@ -270,13 +271,20 @@ def benchmarks_table() -> str:
     return "\n".join(lines)
 
 
+def claims_table() -> str:
+    table = claims.claims_table(RESULTS)
+    caption, rows = table.split("\n\n", 1)
+    return textwrap.fill(caption, 114, break_long_words=False, break_on_hyphens=False) + "\n\n" + rows
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "paper-table": paper_table,
+    "claims": claims_table,
     "learning": learning_table,
     "benchmarks": benchmarks_table,
 }
 DOCUMENTS: dict[str, tuple[str, ...]] = {  # document (from the repository root) -> the tables it holds
-    "README.md": ("paper-table",),
+    "README.md": ("paper-table", "claims"),
     "docs/experiments.md": ("learning",),
     "docs/benchmarks.md": ("benchmarks",),
 }
