@@ -101,6 +101,7 @@ def claims_table(results: Path) -> str:
     cache: dict[str, list[report.Cell]] = {}
     lines = ["| claim | comparison | difference (points) | verdict |", "|---|---|---:|---|"]
     for claim, pairs in CLAIMS.items():
+        shown = False  # the claim's words on its first row only
         for better, worse in pairs:
             a = better.find(_cells(results, better.store, cache))
             b = worse.find(_cells(results, worse.store, cache))
@@ -108,9 +109,10 @@ def claims_table(results: Path) -> str:
                 continue
             difference, ci = difference_ci(a.values(METRIC), b.values(METRIC))
             lines.append(
-                f"| {claim} | {better.name} − {worse.name} | "
+                f"| {'' if shown else claim} | {better.name} − {worse.name} | "
                 f"{report.format_mean_ci(difference, ci, 100, 1)} | {verdict(difference, ci)} |"
             )
+            shown = True
     caption = (
         "Success (papers' definition, `best.pt`, 1000 test dialogues): difference of the two means over seeds, "
         "in points, ± its 95% Welch interval; *confirmed* when the interval lies above 0, *reversed* below 0."
