@@ -51,8 +51,8 @@ from envs.multiwoz.rule_policy import RulePolicy
 from envs.multiwoz.vector import ACTION_DIM
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_env.json"
-CONVLAB2_STEPS_PER_S = 10.5  # ConvLab-2 on this 2-core machine, same path (issue 3)
-TARGET_STEPS_PER_S = 8000  # the random policy against the agenda user, one process (issue "Faster runs")
+CONVLAB2_STEPS_PER_S = 10.5  # ConvLab-2 on this 2-core machine, same path
+TARGET_STEPS_PER_S = 8000  # the random policy against the agenda user, one process, the aim
 VHUS_TARGET_STEPS_PER_S = 2500  # the same policy against VHUS
 RANDOM_POLICY_ACTS = (1, 3)
 PROFILE_ROWS = 15

@@ -43,7 +43,10 @@ from vrb.sampling import EpochSampler
 from vrb.workers import cpu_count
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_sampler.json"
-TARGETS = {"2": 1.7, "16": 12.0}  # speed-up over one worker (issue "Faster runs"; 16: on a 16-core machine)
+TARGETS = {
+    "2": 1.7,
+    "16": 12.0,
+}  # the speed-up over one worker this project aims at (16: on a 16-core machine)
 OUTPUT_BIAS = -4.6  # sigmoid(-4.6) = 0.01: about two of the 209 acts expected a turn
 
 

@@ -1,4 +1,4 @@
-"""Fault injection, weights and what a run writes (issue 16): a ``pretrained_policy`` of the wrong type or shape
+"""Fault injection, weights and what a run writes: a ``pretrained_policy`` of the wrong type or shape
 or without a policy, NaN or infinite weights in a checkpoint, a disk that fills up under a checkpoint write, and
 TensorBoard's panels across a resume. Each bad file is refused in one line naming it (and the tensor), exit code 2
 on a command line; a resumed run keeps every panel's earlier points.

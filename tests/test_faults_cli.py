@@ -1,4 +1,4 @@
-"""Fault injection, the command lines' promise of one line (issue 16): Ctrl-C in a training and in a sweep driver
+"""Fault injection, the command lines' promise of one line: Ctrl-C in a training and in a sweep driver
 (one line, exit code 130), a closed pipe (quiet, exit 0), seeds out of range, layer widths no machine holds, an
 ``--out`` that cannot be written or a disk that fills up (one line, exit code 2), a sweep name that leaves
 ``runs/``, and Ray shut down when its driver is stopped. Real processes where the fault lives in one (signals,

@@ -1,4 +1,4 @@
-"""Fault injection, the data folder's content (issue 16): a train split SHA256SUMS does not list, and files whose
+"""Fault injection, the data folder's content: a train split SHA256SUMS does not list, and files whose
 checksums agree with content of the wrong shape. Each is refused in one line naming the file and what was
 expected (exit code 2 on a command line); a resumed run notices a train split that appeared. Data folders a test
 damages are private copies (``data_copy``).

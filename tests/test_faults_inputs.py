@@ -1,4 +1,4 @@
-"""Fault injection, inputs and rules (issue 16): damaged data files and SHA256SUMS, ill-typed or hostile
+"""Fault injection, inputs and rules: damaged data files and SHA256SUMS, ill-typed or hostile
 checkpoints, resumes with other settings, bad run and sweep settings, killed writers' temporary files. Each test
 produces the fault first, then asserts that it ends in one line naming the file or field (exit code 2 on a command
 line) or is cleaned, and that a failed run leaves no half-made folder. Data folders a test damages are private

@@ -1,4 +1,4 @@
-"""Fault injection, caches and processes (issue 16: nothing lost, nothing mixed): a VHUS training cut short or a
+"""Fault injection, caches and processes (nothing lost, nothing mixed): a VHUS training cut short or a
 damaged cached model, a second process on a run or sweep folder, a killed driver, a trial retried. Each test
 produces the fault first, then asserts the outcome: nothing partial is used as complete, a damaged cache is
 rebuilt, a second process is refused in one line or waits, nothing of two processes mixes, no log is lost. The
