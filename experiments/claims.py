@@ -1,9 +1,10 @@
 """The papers' claims judged on the committed stores, for the README's claims table (``experiments.readme``).
 
 A claim is a set of comparisons "A beats B": the difference of A's and B's mean success (papers' definition,
-``best.pt``, in points) over their seeds with its 95% Welch interval (``vrb.stats.difference_ci``: the two are
-separate runs), and a verdict — *confirmed* when the interval lies above 0, *reversed* when it lies below 0,
-*not confirmed* when it holds 0. A comparison whose cells are not in a committed store yet is left out, so the
+``best.pt``, in points) over their seeds with its 95% Welch interval (``vrb.stats.contrast_ci``: separate runs,
+unequal variances) — or, for robustness, the difference of two learners' drops from a clean to a noisy user —
+and a verdict: *confirmed* when the interval lies above 0, *reversed* when it lies below 0, *not confirmed* when
+it holds 0. A comparison whose cells are not in a committed store yet is left out, so the
 table grows as the experiments land; nothing in it is typed by hand.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from experiments import report
 from experiments.store import ResultStore
-from vrb.stats import difference_ci
+from vrb.stats import contrast_ci
 
 METRIC = "paper_success"
 DEFAULT_REWARD = (None, "user")  # a cell without an env_reward axis learned from the user's reward
@@ -60,20 +61,85 @@ def _sides(simulator: str, setting: str) -> dict[str, Side]:
     }
 
 
-def _ordering(simulator: str) -> list[tuple[Side, Side]]:
+@dataclass(frozen=True)
+class Comparison:
+    """``name``: what the difference says; ``terms``: the cells it combines, each with its weight."""
+
+    name: str
+    terms: tuple[tuple[Side, float], ...]
+
+
+def beats(better: Side, worse: Side) -> Comparison:
+    return Comparison(f"{better.name} − {worse.name}", ((better, 1.0), (worse, -1.0)))
+
+
+def at_noise(side: Side, noise: float) -> Side:
+    return Side(side.name, side.store, {**side.key, "user_noise": noise})
+
+
+def degrades_less(learner: Side, other: Side, noisy: float = 0.3) -> Comparison:
+    """other's drop from p = 0 to ``noisy`` minus learner's: above 0 when the learner degrades less."""
+    terms = (
+        (at_noise(other, 0.0), 1.0),
+        (at_noise(other, noisy), -1.0),
+        (at_noise(learner, 0.0), -1.0),
+        (at_noise(learner, noisy), 1.0),
+    )
+    return Comparison(f"drop of {other.name} − drop of {learner.name} (p = 0 → {noisy})", terms)
+
+
+def _ordering(simulator: str) -> list[Comparison]:
     """VRB > GDPL > PPO: every pair of the chain, against either PPO, in both reward settings."""
     pairs = []
     for setting in ("mixed", "pure"):
         side = _sides(simulator, setting)
-        pairs.append((side["vrb"], side["gdpl"]))
+        pairs.append(beats(side["vrb"], side["gdpl"]))
         for ppo in ("ppo", "paper_ppo"):
-            pairs += [(side["gdpl"], side[ppo]), (side["vrb"], side[ppo])]
+            pairs += [beats(side["gdpl"], side[ppo]), beats(side["vrb"], side[ppo])]
     return pairs
 
 
-CLAIMS: dict[str, list[tuple[Side, Side]]] = {
+ROBUST = {  # the robustness sweep's learners (agenda user); VRB at its default I_c
+    "vrb": Side("VRB", "robustness", {"algo": "vrb", "ic": 0.5}),
+    "gdpl": Side("GDPL", "robustness", {"algo": "gdpl"}),
+    "ppo": Side("PPO (user's reward)", "robustness", {"algo": "ppo"}),
+    "paper_ppo": Side("the paper's PPO", "robustness", {"algo": "ppo", "env_reward": "evaluator"}),
+}
+
+
+def _bottleneck(reward: str, ic: float) -> list[Comparison]:
+    """The Lagrange multiplier (alpha_phi 1e-3 from phi 0) against no bottleneck (phi fixed at 0) and a fixed
+    phi, in one reward setting at one I_c (the ablation sweep's cells)."""
+    words = {"none": "learned reward only", "user": "mixed reward"}[reward]
+
+    def cell(name: str, alpha_phi: float, phi0: float) -> Side:
+        key = {"algo": "vrb", "env_reward": reward, "ic": ic, "alpha_phi": alpha_phi, "phi0": phi0}
+        return Side(f"{name} (I_c {ic}, {words})", "ablation", key)
+
+    lagrange = cell("Lagrange", 0.001, 0.0)
+    others = (("no bottleneck", 0.0, 0.0), ("fixed φ 0.1", 0.0, 0.1), ("fixed φ 1.0", 0.0, 1.0))
+    return [beats(lagrange, cell(*other)) for other in others]
+
+
+def _ic(noise: float) -> list[Comparison]:
+    """VRB's default I_c 0.5 against the other bounds of the robustness sweep, at one noise level."""
+
+    def at(ic: float) -> Side:
+        return Side(f"I_c {ic} (p = {noise})", "robustness", {"algo": "vrb", "ic": ic, "user_noise": noise})
+
+    return [beats(at(0.5), at(ic)) for ic in (0.1, 0.2, 1.0)]
+
+
+CLAIMS: dict[str, list[Comparison]] = {
     "(1) VRB > GDPL > PPO on the agenda user": _ordering("agenda"),
     "(2) VRB > GDPL > PPO on VHUS": _ordering("vhus"),
+    "(3) VRB degrades least under a noisy user": [
+        degrades_less(ROBUST["vrb"], ROBUST[other]) for other in ("gdpl", "ppo", "paper_ppo")
+    ],
+    "(4) the Lagrange bottleneck beats none and a fixed φ": [
+        c for reward in ("none", "user") for ic in (0.1, 0.5) for c in _bottleneck(reward, ic)
+    ],
+    "(5) I_c matters: the default 0.5 against the others": [c for p in (0.0, 0.3) for c in _ic(p)],
 }
 
 
@@ -102,19 +168,22 @@ def claims_table(results: Path) -> str:
     lines = ["| claim | comparison | difference (points) | verdict |", "|---|---|---:|---|"]
     for claim, pairs in CLAIMS.items():
         shown = False  # the claim's words on its first row only
-        for better, worse in pairs:
-            a = better.find(_cells(results, better.store, cache))
-            b = worse.find(_cells(results, worse.store, cache))
-            if a is None or b is None:
+        for comparison in pairs:
+            found = [(side.find(_cells(results, side.store, cache)), w) for side, w in comparison.terms]
+            cells = [cell for cell, _ in found if cell is not None]
+            if len(cells) < len(found):
                 continue
-            difference, ci = difference_ci(a.values(METRIC), b.values(METRIC))
+            groups = [cell.values(METRIC) for cell in cells]
+            difference, ci = contrast_ci(groups, [w for _, w in found])
             lines.append(
-                f"| {'' if shown else claim} | {better.name} − {worse.name} | "
+                f"| {'' if shown else claim} | {comparison.name} | "
                 f"{report.format_mean_ci(difference, ci, 100, 1)} | {verdict(difference, ci)} |"
             )
             shown = True
+
     caption = (
-        "Success (papers' definition, `best.pt`, 1000 test dialogues): difference of the two means over seeds, "
-        "in points, ± its 95% Welch interval; *confirmed* when the interval lies above 0, *reversed* below 0."
+        "Success (papers' definition, `best.pt`, 1000 test dialogues): difference of the means over seeds (of the "
+        "drops, for robustness), in points, ± its 95% Welch interval; *confirmed* when the interval lies above 0, "
+        "*reversed* below 0."
     )
     return caption + "\n\n" + "\n".join(lines)

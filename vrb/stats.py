@@ -48,15 +48,25 @@ def mean_ci(values: Iterable[float | None]) -> tuple[float, float]:
 def difference_ci(first: Sequence[float], second: Sequence[float]) -> tuple[float, float]:
     """(mean(first) - mean(second), half-width of its 95% Welch interval): two groups of seeds that share
     nothing (runs under two settings), unequal variances; the degrees of freedom rounded down (wider)."""
-    n1, n2 = len(first), len(second)
-    if n1 < 2 or n2 < 2:
-        return float(np.mean(first) - np.mean(second)) if n1 and n2 else float("nan"), float("nan")
-    v1, v2 = np.var(first, ddof=1) / n1, np.var(second, ddof=1) / n2
-    difference = float(np.mean(first) - np.mean(second))
-    if v1 + v2 == 0:
-        return difference, 0.0
-    df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
-    return difference, t_quantile_975(max(1, math.floor(df))) * math.sqrt(v1 + v2)
+    return contrast_ci([first, second], [1.0, -1.0])
+
+
+def contrast_ci(groups: Sequence[Sequence[float]], weights: Sequence[float]) -> tuple[float, float]:
+    """sum_i w_i mean(group_i) and the half-width of its 95% interval, the groups independent with unequal
+    variances (Welch-Satterthwaite degrees of freedom, rounded down); e.g. a drop's difference between two
+    learners: weights (1, -1, -1, 1) over (A clean, A noisy, B clean, B noisy)."""
+    sizes = [len(group) for group in groups]
+    if min(sizes, default=0) < 1:
+        return float("nan"), float("nan")
+    estimate = float(sum(w * np.mean(group) for w, group in zip(weights, groups, strict=True)))
+    if min(sizes) < 2:
+        return estimate, float("nan")
+    parts = [w * w * np.var(g, ddof=1) / len(g) for w, g in zip(weights, groups, strict=True)]
+    total = float(sum(parts))
+    if total == 0:
+        return estimate, 0.0
+    df = total**2 / sum(part**2 / (len(g) - 1) for part, g in zip(parts, groups, strict=True))
+    return estimate, t_quantile_975(max(1, math.floor(df))) * math.sqrt(total)
 
 
 def bootstrap_ci(
