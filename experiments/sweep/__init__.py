@@ -2,7 +2,7 @@
 
     python -m experiments.sweep experiments/configs/smoke.yaml --max-concurrent 2     # into runs/smoke
     python -m experiments.sweep experiments/configs/quick.yaml --engine processes --epochs 30 --out runs/quick-30
-    python -m experiments.sweep experiments/configs/robustness.yaml --out experiments/results/robustness
+    python -m experiments.sweep experiments/configs/robustness.yaml --out runs/robustness
     python -m experiments.sweep experiments/configs/paper_table.yaml --address auto   # on a Ray head node
     python -m experiments.sweep experiments/configs/paper_table.yaml --engine processes  # one machine, no Ray
 
