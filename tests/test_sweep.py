@@ -34,9 +34,7 @@ def test_shipped_configs_expand():
         "quick": 2 * 2 * 2,  # VRB and PPO x 2 seeds x clean and noisy user
         "paper_table": 6 * 2 * 5 + 2 * 2 * 5 + 2 * 5 + 5,  # all; VRB, GDPL pure; the paper's PPO; GP-MBCM
         "robustness": 16 * 5 + 3 * 4 * 5,  # VRB p x I_c; GDPL, PPO and the paper's PPO over p
-        "ablation": 2
-        * (3 + 2)
-        * 5,  # reward x (phi fixed at 0, 0.1, 1.0 at one I_c | Lagrange at two) x seeds
+        "ablation": 2 * (3 + 2) * 5,  # reward x (phi 0, 0.1, 1.0 fixed | Lagrange at 2 I_c) x seeds
     }
     paper = sweep.load_spec(CONFIGS / "paper_table.yaml").trials()
     assert not [t for t in paper if t.config.algo == "gp_mbcm" and t.config.simulator == "vhus"]
