@@ -10,7 +10,10 @@ use it.
 from __future__ import annotations
 
 import logging
+import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,21 +21,38 @@ from envs.cli import ArgumentParser, command
 from envs.fileio import write_json
 from envs.multiwoz.data import DataError
 from vrb.checkpoint import load_checkpoint, save_policy_only
-from vrb.errors import VrbError
+from vrb.errors import UsageError, VrbError
 from vrb.evaluate import evaluate
 from vrb.runs import PRETRAINED_DIR, checkpoint_path
 
 
 def ship(source: Path, name: str, dialogues: int = 1000, root: Path = PRETRAINED_DIR) -> Path:
-    """``root/name/policy.pt`` from ``source`` (a checkpoint or a run folder), with its evaluation beside it."""
-    folder = root / name
-    folder.mkdir(parents=True, exist_ok=True)
-    policy = save_policy_only(load_checkpoint(checkpoint_path(source)), folder / "policy.pt")
-    scored = evaluate(policy, dialogues=dialogues)
-    report = scored.to_json()
-    report.pop("dialogues")
-    report["source"] = {"checkpoint": f"pretrained/{name}/policy.pt", "trained_from": str(source)}
-    write_json(folder / "evaluation.json", report)
+    """``root/name/policy.pt`` from ``source`` (a checkpoint or a run folder), with its evaluation beside it.
+    Both are made in a temporary folder beside it first: a failure leaves no half-shipped policy."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+        raise UsageError(f"name {name!r}: expected one plain folder name (letters, digits, _ and -)")
+    if dialogues < 1:
+        raise UsageError(f"--dialogues {dialogues}: expected a positive number")
+    checkpoint = load_checkpoint(checkpoint_path(source))
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=f".{name}-") as staging:
+        policy = save_policy_only(checkpoint, Path(staging) / "policy.pt")
+        scored = evaluate(policy, dialogues=dialogues)
+        report = scored.to_json()
+        report.pop("dialogues")
+        trained = load_checkpoint(policy)
+        report["source"] = {
+            "checkpoint": f"pretrained/{name}/policy.pt",
+            "trained": {key: trained.config[key] for key in ("algo", "simulator", "seed", "env_reward")},
+            "epoch": trained.epoch + 1,  # the policy after this many epochs, as the log counts them
+            "code": trained.code_version,
+        }
+        write_json(Path(staging) / "evaluation.json", report)
+        folder = root / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        Path(staging).rename(folder)
+        Path(staging).mkdir()  # for the context manager's clean-up
     return folder
 
 

@@ -157,3 +157,27 @@ def test_the_shipped_policies_play_from_a_fresh_clone(capsys):
     assert "rule policy" in capsys.readouterr().out
     with pytest.raises(UsageError, match=r"no such policy; expected one of \['ppo', 'vrb'\]"):
         runs.pretrained_path("gdpl")
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["CHECKPOINT", "../../escape"], "expected one plain folder name"),
+        (["CHECKPOINT", "x", "--dialogues", "0"], "--dialogues 0: expected a positive number"),
+        (["NOSUCH", "x"], "does not exist"),
+    ],
+)
+def test_shipping_a_policy_refuses_bad_input_and_writes_nothing(
+    tmp_path, capsys, monkeypatch, args, expected
+):
+    from experiments import pretrained
+
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "pretrained")
+    monkeypatch.setattr(pretrained.ship, "__defaults__", (1000, tmp_path / "pretrained"))
+    real = str(runs.pretrained_path("vrb"))
+    argv = [real if a == "CHECKPOINT" else str(tmp_path / "nosuch.pt") if a == "NOSUCH" else a for a in args]
+    assert pretrained.main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "pretrained").exists() or not any((tmp_path / "pretrained").iterdir())
+    assert not (tmp_path.parent / "escape").exists()

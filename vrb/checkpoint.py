@@ -163,9 +163,10 @@ def save_checkpoint(
 
 def save_policy_only(checkpoint: Checkpoint, path: str | os.PathLike) -> Path:
     """A checkpoint holding only what acting needs — the policy's weights, with the run's config, epoch, data
-    checksums and the version of the code that trained it — small enough to ship (``pretrained/``)."""
+    checksums and the version of the code that trained it — small enough to ship (``pretrained/``). The run's
+    folders are left out of the config: they name places on the machine that trained it."""
     payload = {
-        "config": checkpoint.config,
+        "config": {**checkpoint.config, "out_dir": None, "data_dir": None},
         "epoch": checkpoint.epoch,
         "state": {"policy": checkpoint.state["policy"]},
         "rng_states": checkpoint.rng_states,

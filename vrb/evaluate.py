@@ -192,6 +192,8 @@ def evaluate(
     trained with unless ``simulator`` names another."""
     if (checkpoint is None) == (policy is None):
         raise UsageError("evaluate: give a checkpoint or a built-in policy, not both or neither")
+    if dialogues < 1:
+        raise UsageError(f"evaluate: dialogues {dialogues}: expected a positive number")
     if checkpoint is not None:
         path = checkpoint_path(checkpoint)
         agent, config = load_agent(path, decoder, seed)
