@@ -18,7 +18,6 @@ import argparse
 import functools
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
+from machine import machine_info
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from baselines.gp_mbcm import GPLearner
@@ -108,14 +107,9 @@ def main() -> int:
         "last_pt_mb": round(last_pt_mb, 2),
         "best_validation": {k: record["best"].get(k) for k in HEADLINE},
         "final_validation": {k: record["final"].get(k) for k in HEADLINE},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
-            "load_average": os.getloadavg(),
-            "blas_thread_variables": {name: os.environ.get(name) for name in THREAD_VARIABLES},
-        },
+        "machine": machine_info(
+            blas_thread_variables={name: os.environ.get(name) for name in THREAD_VARIABLES}
+        ),
         "code_version": code_version(),
         "seconds_per_epoch": [round(float(x), 3) for x in wall],
         "cpu_seconds_per_epoch": [round(float(x), 3) for x in cpu],

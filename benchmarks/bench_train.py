@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+from machine import machine_info
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from vrb.algorithms import make_config
@@ -73,13 +71,7 @@ def main() -> int:
         "mean_sampling_steps_per_s": mean(sampling),
         "best_validation": {k: record["best"].get(k) for k in HEADLINE},
         "final_validation": {k: record["final"].get(k) for k in HEADLINE},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
-            "load_average": os.getloadavg(),
-        },
+        "machine": machine_info(),
         "code_version": code_version(),
     }
     if args.compare_one_worker:

@@ -235,7 +235,9 @@ def report(args: argparse.Namespace) -> int:
         progress=True,
     )
     summary, seeds = scored.summary, scored.seeds
-    nlg = {side: TemplateNLG(mw_data.load(args.data_dir), side=side) for side in ("user", "system")}
+    if scored.transcripts:  # the templates come from the data folder: read only when a transcript is shown
+        data = mw_data.load(args.data_dir)
+        nlg = {side: TemplateNLG(data, side=side) for side in ("user", "system")}
     for i, transcript in enumerate(scored.transcripts):
         print(f"--- dialogue seed {args.seed + i} ---")
         print(render_transcript(transcript, nlg))
