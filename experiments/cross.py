@@ -1,11 +1,12 @@
 """Cross-evaluation: every trained policy on every user simulator, ``python -m experiments.cross RUN_DIR...``.
 
-    python -m experiments.cross runs/cross/agenda/* runs/cross/vhus/* --dialogues 1000 --out runs/cross/table
+    python -m experiments.cross runs/paper_table/trials/* --jobs 2 --out runs/cross/cross
 
-A policy trained against one user meets another: each run folder's ``best.pt`` is evaluated greedily on the
-same seeded dialogues under each ``--simulators`` user. ``OUT.json`` keeps every run's summaries and
-``OUT.md`` the table: one row per (algorithm, training simulator), one column group per evaluation
-simulator, mean ± 95% Student-t interval over seeds (the GDPL/VRB papers' metrics).
+A policy trained against one user meets another: each run folder's ``best.pt`` and ``last.pt`` are played, as
+the run decoded, on the same seeded dialogues under each ``--simulators`` user. ``OUT.json`` keeps, per run and
+checkpoint, the run's settings and a summary per simulator; ``OUT.md`` the table: one row per policy (named as
+the paper table names it), training user and checkpoint, one column group per evaluation user, mean ± 95%
+Student-t interval over seeds (the GDPL/VRB papers' metrics, in %; turns in rounds).
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ import logging
 import sys
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from envs.cli import ArgumentParser
 from envs.dialogue_env import DialogueEnv
 from envs.fileio import atomic_write_text, write_json
 from envs.multiwoz.data import DataError
+from experiments.frontier import ALGO_NAMES
+from experiments.report import ALGO_ORDER, Cell, format_mean_ci
 from vrb.acting import run_dialogues
 from vrb.checkpoint import CheckpointError
 from vrb.config import SIMULATORS
@@ -29,13 +36,60 @@ from vrb.stats import mean_ci
 
 logger = logging.getLogger("experiments.cross")
 
-COLUMNS = (
-    ("turns", "paper_turns"),
-    ("match", "paper_match"),
-    ("inform F1", "paper_inform_f1"),
-    ("success", "paper_success"),
+COLUMNS = {  # column -> papers' metric key and its scale (turns in rounds, the rest in %)
+    "success": ("paper_success", 100.0),
+    "inform F1": ("paper_inform_f1", 100.0),
+    "match": ("paper_match", 100.0),
+    "turns": ("paper_turns", 1.0),
+}
+CHECKPOINTS = ("best", "last")
+DEFAULT_ENV_REWARD = "user"  # a run on the user's reward is a learner's defaults: its row is named plainly
+CAPTION = (
+    "Papers' definitions, in % (turns in rounds); mean ± 95% Student-t interval over seeds (n per row); "
+    "each policy decoding as its run did, on the same test dialogues of each user."
 )
-CAPTION = "Papers' definitions; mean ± 95% Student-t interval over seeds."
+
+
+def policy_name(config: Mapping[str, Any]) -> str:
+    """The paper table's name of a run's policy: the learner, and its reward when not the defaults."""
+    reward = config.get("env_reward")
+    key = {"algo": config["algo"], "env_reward": None if reward == DEFAULT_ENV_REWARD else reward}
+    label = Cell(key, []).label
+    return ALGO_NAMES.get(config["algo"], config["algo"]) + label[len(config["algo"]) :]
+
+
+def evaluate_run(
+    run_dir: Path,
+    simulators: Sequence[str],
+    seeds: Sequence[int],
+    checkpoints: Sequence[str],
+    data_dir: str | None,
+) -> list[dict[str, Any]]:
+    """One entry per checkpoint of ``run_dir``: the run's settings and a summary per evaluation simulator."""
+    torch.set_num_threads(1)  # one job, one core: --jobs sets the parallelism
+    envs = {name: DialogueEnv(simulator=name, data_dir=data_dir) for name in simulators}
+    entries = []
+    for checkpoint in checkpoints:
+        agent, config = load_agent(run_dir / f"{checkpoint}.pt")
+        entry = {
+            "run": run_dir.name,
+            "checkpoint": checkpoint,
+            "policy": policy_name(config),
+            "algo": config["algo"],
+            "env_reward": config.get("env_reward"),
+            "trained_on": config["simulator"],
+            "seed": config["seed"],
+            "on": {name: run_dialogues(agent, env, seeds).summary for name, env in envs.items()},
+        }
+        logger.info(
+            "%s %s (trained on %s): papers' success %s",
+            run_dir.name,
+            checkpoint,
+            config["simulator"],
+            ", ".join(f"{name} {entry['on'][name]['paper_success']:.3f}" for name in simulators),
+        )
+        entries.append(entry)
+    return entries
 
 
 def cross_evaluate(
@@ -44,60 +98,69 @@ def cross_evaluate(
     dialogues: int,
     first_seed: int = 0,
     data_dir: str | None = None,
+    checkpoints: Sequence[str] = CHECKPOINTS,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
-    """One entry per run: its training settings and a summary per evaluation simulator."""
-    envs = {name: DialogueEnv(simulator=name, data_dir=data_dir) for name in simulators}
+    """Every run's entries, in the order of ``run_dirs``; ``jobs`` runs evaluated side by side."""
     seeds = range(first_seed, first_seed + dialogues)
-    runs = []
-    for run_dir in run_dirs:
-        agent, config = load_agent(run_dir / "best.pt")
-        entry = {
-            "run": str(run_dir),
-            "algo": config["algo"],
-            "trained_on": config["simulator"],
-            "seed": config["seed"],
-            "on": {},
-        }
-        for name, env in envs.items():
-            entry["on"][name] = run_dialogues(agent, env, seeds).summary
-            logger.info(
-                "%s (trained on %s) on %s: papers' success %.3f",
-                run_dir,
-                config["simulator"],
-                name,
-                entry["on"][name]["paper_success"],
-            )
-        runs.append(entry)
-    return runs
+    tasks = [(run_dir, simulators, seeds, checkpoints, data_dir) for run_dir in run_dirs]
+    if jobs <= 1:
+        results = [evaluate_run(*task) for task in tasks]
+    else:  # spawn: workers start clean of this process's torch state
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(evaluate_run, *zip(*tasks, strict=True)))
+    return [entry for entries in results for entry in entries]
 
 
 def table(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str]) -> str:
-    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    """One row per (policy, training user, checkpoint), learners in the papers' order."""
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for run in runs:
-        groups[run["algo"], run["trained_on"]].append(run)
+        groups[run["policy"], run["trained_on"], run.get("checkpoint", "best")].append(run)
+    algo_of = {run["policy"]: run["algo"] for run in runs}
+
+    def order(key: tuple[str, str, str]) -> tuple:
+        policy, trained_on, checkpoint = key
+        algo = algo_of[policy]
+        return (
+            ALGO_ORDER.index(algo) if algo in ALGO_ORDER else len(ALGO_ORDER),
+            policy != ALGO_NAMES.get(algo, algo),
+            policy,
+            SIMULATORS.index(trained_on) if trained_on in SIMULATORS else len(SIMULATORS),
+            CHECKPOINTS.index(checkpoint) if checkpoint in CHECKPOINTS else len(CHECKPOINTS),
+        )
+
     header = [
         "policy",
         "trained on",
-        *(f"{label} on {sim}" for sim in simulators for label, _ in COLUMNS),
+        "checkpoint",
+        *(f"{column} on {sim}" for sim in simulators for column in COLUMNS),
         "n",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (algo, trained_on), members in groups.items():
+    lines = ["| " + " | ".join(header) + " |", "|---|---|---|" + "---:|" * (len(header) - 3)]
+    for key in sorted(groups, key=order):
+        members = groups[key]
         cells = []
         for sim in simulators:
-            for _, key in COLUMNS:
-                mean, half = mean_ci(run["on"][sim][key] for run in members)
-                cells.append(f"{mean:.3f} ± {half:.3f}")
-        lines.append(f"| {algo} | {trained_on} | " + " | ".join(cells) + f" | {len(members)} |")
+            for metric, scale in COLUMNS.values():
+                values = [run["on"][sim][metric] for run in members]
+                cells.append(format_mean_ci(*mean_ci(values), scale=scale, digits=1 if scale > 1 else 2))
+        lines.append("| " + " | ".join([*key, *cells, str(len(members))]) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m experiments.cross", description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="run folders written by vrb.train (each with best.pt)")
+    parser.add_argument(
+        "runs", nargs="+", help="run folders written by vrb.train (each with best.pt, last.pt)"
+    )
     parser.add_argument("--simulators", nargs="+", default=list(SIMULATORS), choices=SIMULATORS)
+    parser.add_argument(
+        "--checkpoints", nargs="+", default=list(CHECKPOINTS), choices=CHECKPOINTS, help="which to play"
+    )
     parser.add_argument("--dialogues", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="first dialogue seed")
+    parser.add_argument("--jobs", type=int, default=1, help="runs evaluated side by side, one core each")
     parser.add_argument("--out", default="cross", help="writes OUT.json and OUT.md")
     parser.add_argument(
         "--data-dir", help="MultiWOZ data folder (default: $VRB_DATA_DIR, ../shared/multiwoz, cache)"
@@ -106,15 +169,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.dialogues < 1:
         parser.error(f"--dialogues {args.dialogues}: expected a positive number")
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: expected a positive number")
     run_dirs = [Path(run) for run in args.runs]
-    missing = [str(run) for run in run_dirs if not (run / "best.pt").is_file()]
-    if missing:
-        print(
-            f"error: no best.pt in {missing[0]}; expected a run folder written by vrb.train", file=sys.stderr
-        )
-        return 2
+    for run in run_dirs:
+        missing = [name for name in args.checkpoints if not (run / f"{name}.pt").is_file()]
+        if missing:
+            print(
+                f"error: no {missing[0]}.pt in {run}; expected a run folder written by vrb.train",
+                file=sys.stderr,
+            )
+            return 2
     try:
-        runs = cross_evaluate(run_dirs, args.simulators, args.dialogues, args.seed, args.data_dir)
+        runs = cross_evaluate(
+            run_dirs, args.simulators, args.dialogues, args.seed, args.data_dir, args.checkpoints, args.jobs
+        )
     except (CheckpointError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

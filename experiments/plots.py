@@ -69,9 +69,11 @@ def _figure(
     band: bool,
     offset: float = 0.0,
     hlines: Mapping[str, float] | None = None,
+    symlog: float | None = None,
 ) -> bool:
-    """Panels side by side on shared y axes, a dashed level in a panel ``hlines`` names; False when there is
-    nothing to draw."""
+    """Panels side by side on shared y axes, a dashed level in a panel ``hlines`` names; ``symlog``: a y axis
+    linear below that value and logarithmic above (curves of very different sizes). False when there is nothing
+    to draw."""
     panels = {name: lines for name, lines in panels.items() if lines}
     if not panels:
         return False
@@ -100,6 +102,8 @@ def _figure(
         if hlines and name in hlines:
             ax.axhline(hlines[name], color="black", linestyle="--", linewidth=1)
         ax.set(title=name, xlabel=xlabel)
+        if symlog is not None:
+            ax.set_yscale("symlog", linthresh=symlog)
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
@@ -110,7 +114,7 @@ def _figure(
         handles,
         names,
         loc="upper center",
-        ncol=min(6, len(names)),
+        ncol=max(1, min(6, len(names), 160 // max(map(len, names), default=1))),  # long labels: fewer columns
         fontsize="small",
         bbox_to_anchor=(0.5, 0.99),
     )
@@ -200,5 +204,7 @@ def plot_kl_against_ic(cells: Sequence[Any], sweep_dir: Path, path: Path) -> boo
         panels[panel][label] = curve
         bounds[panel] = float(cell.key["ic"])
     title = "KL of the bottleneck during training against its bound I_c (dashed)"
+    peak = max((max(ys) for lines in panels.values() for _, ys, _ in lines.values()), default=0.0)
+    spread = peak > 20 * max(bounds.values(), default=1.0)  # an unbounded KL beside bounded ones: a log axis
     return _figure(path, title, "training epoch", "KL (nats, mean per transition)", panels, band=True,
-                   hlines=bounds)  # fmt: skip
+                   hlines=bounds, symlog=0.1 if spread else None)  # fmt: skip

@@ -10,6 +10,9 @@ covers every document of ``DOCUMENTS``.
 | ``paper-table`` | ``README.md`` | ``experiments/results/paper_table/`` (``results.sqlite`` of ``experiments.sweep``, ``reference/``) |
 | ``claims`` | ``README.md`` | the stores under ``experiments/results/`` (``experiments.claims``) |
 | ``learning`` | ``docs/experiments.md`` | ``experiments/results/learning/grids/*/summary.json`` (``experiments.grid``) |
+| ``robustness`` | ``docs/experiments.md`` | ``experiments/results/robustness/results.sqlite`` (``experiments.studies``) |
+| ``ablation`` | ``docs/experiments.md`` | ``experiments/results/ablation/results.sqlite`` (``experiments.studies``) |
+| ``cross`` | ``docs/experiments.md`` | ``experiments/results/cross/cross.json`` (``experiments.cross``) |
 | ``benchmarks`` | ``docs/benchmarks.md`` | ``benchmarks/results/*.json`` |
 
 Every interval over seeds is the 95% Student-t interval (``vrb.stats.mean_ci``); each table's caption says so.
@@ -27,7 +30,7 @@ from pathlib import Path
 
 from envs.cli import ArgumentParser
 from envs.fileio import atomic_write_text
-from experiments import claims, frontier, report
+from experiments import claims, frontier, report, studies
 from experiments.store import ResultStore
 from vrb.config import SIMULATORS
 
@@ -282,10 +285,13 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "claims": claims_table,
     "learning": learning_table,
     "benchmarks": benchmarks_table,
+    "robustness": lambda: studies.robustness_table(RESULTS / "robustness"),
+    "ablation": lambda: studies.ablation_table(RESULTS / "ablation"),
+    "cross": lambda: studies.cross_table(RESULTS / "cross"),
 }
 DOCUMENTS: dict[str, tuple[str, ...]] = {  # document (from the repository root) -> the tables it holds
     "README.md": ("paper-table", "claims"),
-    "docs/experiments.md": ("learning",),
+    "docs/experiments.md": ("learning", "robustness", "ablation", "cross"),
     "docs/benchmarks.md": ("benchmarks",),
 }
 

@@ -71,6 +71,7 @@ DEFINITIONS = {  # paper-table column -> metric key, per definition
 
 AXIS_NAMES = {"ic": "I_c", "alpha_phi": "α_φ", "phi0": "φ₀"}  # how a grid axis is named in a row label
 AXIS_WORDS = {  # grid values that read better as words
+    "alpha_phi": {0.0: "φ fixed", 0.001: "Lagrange update"},
     "env_reward": {
         "none": "learned reward only",
         "user": "learned + user reward",
@@ -150,9 +151,10 @@ def build_cells(records: Iterable[TrialRecord]) -> list[Cell]:
 def format_mean_ci(mean: float, ci: float, scale: float = 1.0, digits: int = 3) -> str:
     if math.isnan(mean):
         return "n/a"
-    if math.isnan(ci):
-        return f"{mean * scale:.{digits}f}"
-    return f"{mean * scale:.{digits}f} ± {ci * scale:.{digits}f}"
+    shown = f"{mean * scale:.{digits}f}"
+    if float(shown) == 0.0:  # no "-0.0": a difference that rounds to nothing has no sign
+        shown = f"{0.0:.{digits}f}"
+    return shown if math.isnan(ci) else f"{shown} ± {ci * scale:.{digits}f}"
 
 
 # -- tables -------------------------------------------------------------------------------------------------

@@ -46,19 +46,24 @@ def test_cross_evaluation_matches_evaluate_and_tabulates(tmp_path):
         "4",
         "--seed",
         "7",
+        "--checkpoints",
+        "best",
+        "--jobs",
+        "2",
         "--out",
         str(tmp_path / "cross"),
     )
     assert crossed.returncode == 0, crossed.stderr[-2000:]
     runs = json.loads((tmp_path / "cross.json").read_text())
     expected = json.loads((tmp_path / "eval.json").read_text())["summary"]
-    assert [(r["algo"], r["trained_on"]) for r in runs] == [("mle", "agenda")] * 2
+    assert [(r["policy"], r["trained_on"], r["checkpoint"]) for r in runs] == [("MLE", "agenda", "best")] * 2
     for key in ("dialogues", "paper_success", "paper_turns", "success"):
         assert runs[0]["on"]["agenda"][key] == expected[key]
     caption, _, header, _, row = (tmp_path / "cross.md").read_text().splitlines()
-    assert "95% Student-t interval over seeds" in caption and header.startswith("| policy | trained on |")
-    assert row.startswith("| mle | agenda | ") and row.endswith("| 2 |")
-    assert f"{expected['paper_success']:.3f} ± 0.000" in row
+    assert "95% Student-t interval over seeds" in caption
+    assert header.startswith("| policy | trained on | checkpoint | success on agenda |")
+    assert row.startswith("| MLE | agenda | best | ") and row.endswith("| 2 |")
+    assert f"{100 * expected['paper_success']:.1f} ± 0.0" in row
 
 
 @pytest.mark.slow
@@ -68,3 +73,44 @@ def test_a_folder_without_best_pt_is_named(tmp_path):
     assert (
         done.stderr.strip() == f"error: no best.pt in {tmp_path}; expected a run folder written by vrb.train"
     )
+
+
+def test_policies_are_named_as_the_paper_table_names_them():
+    from experiments.cross import policy_name
+
+    assert policy_name({"algo": "vrb", "env_reward": "user"}) == "VRB"
+    assert policy_name({"algo": "vrb", "env_reward": "none"}) == "VRB (learned reward only)"
+    assert (
+        policy_name({"algo": "ppo", "env_reward": "evaluator"}) == "PPO (evaluator reward: the paper's PPO)"
+    )
+    assert policy_name({"algo": "acer"}) == "ACER"
+
+
+def test_the_table_has_a_row_per_policy_user_and_checkpoint_in_the_papers_order():
+    from experiments.cross import table
+
+    def entry(policy, algo, trained_on, checkpoint, success):
+        summary = {"paper_success": success, "paper_inform_f1": 0.5, "paper_match": 0.5, "paper_turns": 6.0}
+        return {
+            "policy": policy,
+            "algo": algo,
+            "trained_on": trained_on,
+            "checkpoint": checkpoint,
+            "on": {"agenda": summary},
+        }
+
+    runs = [
+        entry("PPO", "ppo", "agenda", "best", 0.9),
+        entry("VRB", "vrb", "vhus", "last", 0.3),
+        entry("VRB", "vrb", "agenda", "last", 0.8),
+        entry("VRB", "vrb", "agenda", "best", 0.94),
+        entry("VRB", "vrb", "agenda", "best", 0.96),
+    ]
+    rows = [line for line in table(runs, ["agenda"]).splitlines()[2:]]
+    assert [row.split(" | ")[:3] for row in rows] == [
+        ["| VRB", "agenda", "best"],
+        ["| VRB", "agenda", "last"],
+        ["| VRB", "vhus", "last"],
+        ["| PPO", "agenda", "best"],
+    ]
+    assert rows[0].split(" | ")[3] == "95.0 ± 12.7" and rows[0].endswith("| 2 |")
