@@ -2,11 +2,12 @@
 
     python -m experiments.cross runs/paper_table/trials/* --jobs 2 --out runs/cross/cross
 
-A policy trained against one user meets another: each run folder's ``best.pt`` and ``last.pt`` are played, as
-the run decoded, on the same seeded dialogues under each ``--simulators`` user. ``OUT.json`` keeps, per run and
-checkpoint, the run's settings and a summary per simulator; ``OUT.md`` the table: one row per policy (named as
-the paper table names it), training user and checkpoint, one column group per evaluation user, mean ± 95%
-Student-t interval over seeds (the GDPL/VRB papers' metrics, in %; turns in rounds).
+A policy trained against one user meets another: each run folder's ``best.pt`` and ``last.pt`` (those it has:
+an MLE run ends with its best) are played, as the run decoded, on the same seeded dialogues under each
+``--simulators`` user. ``OUT.json`` keeps, per run and checkpoint, the run's settings and a summary per
+simulator; ``OUT.md`` the table: one row per policy (named as the paper table names it), training user and
+checkpoint, one column group per evaluation user, mean ± 95% Student-t interval over seeds (the GDPL/VRB
+papers' metrics, in %; turns in rounds).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def evaluate_run(
     envs = {name: DialogueEnv(simulator=name, data_dir=data_dir) for name in simulators}
     entries = []
     for checkpoint in checkpoints:
+        if not (run_dir / f"{checkpoint}.pt").is_file():  # MLE's runs end with their best: no last.pt
+            continue
         agent, config = load_agent(run_dir / f"{checkpoint}.pt")
         entry = {
             "run": run_dir.name,
@@ -173,12 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--jobs {args.jobs}: expected a positive number")
     run_dirs = [Path(run) for run in args.runs]
     for run in run_dirs:
-        missing = [name for name in args.checkpoints if not (run / f"{name}.pt").is_file()]
-        if missing:
-            print(
-                f"error: no {missing[0]}.pt in {run}; expected a run folder written by vrb.train",
-                file=sys.stderr,
-            )
+        if not any((run / f"{name}.pt").is_file() for name in args.checkpoints):
+            wanted = " or ".join(f"{name}.pt" for name in args.checkpoints)
+            print(f"error: no {wanted} in {run}; expected a run folder written by vrb.train", file=sys.stderr)
             return 2
     try:
         runs = cross_evaluate(

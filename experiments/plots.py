@@ -116,11 +116,13 @@ def _figure(
         loc="upper center",
         ncol=max(1, min(6, len(names), 160 // max(map(len, names), default=1))),  # long labels: fewer columns
         fontsize="small",
-        bbox_to_anchor=(0.5, 0.99),
+        bbox_to_anchor=(0.5, 1 - 0.01 / rows),
     )
-    fig.suptitle(title, y=1.04)
-    fig.text(0.01, 0.005, BAND_CAPTION, fontsize=8)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.93))
+    fig.suptitle(title, y=1 + 0.04 / rows)
+    fig.text(0.01, 0.005 / rows, BAND_CAPTION, fontsize=8)
+    fig.tight_layout(
+        rect=(0, 0.03 / rows, 1, 1 - 0.07 / rows)
+    )  # the legend's and title's room, in inches alike
     fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return True
@@ -193,14 +195,17 @@ def plot_kl_against_ic(cells: Sequence[Any], sweep_dir: Path, path: Path) -> boo
     """KL of the bottleneck per epoch (``diagnostics/kl``, mean over seeds with its band) against I_c."""
     panels: dict[str, dict[str, Series]] = defaultdict(dict)
     bounds: dict[str, float] = {}
+    noises = {cell.key["user_noise"] for cell in cells if cell.key["ic"] is not None}
     for cell in cells:
         if cell.key["ic"] is None:
             continue
         curve = mean_curve(cell, sweep_dir, "diagnostics/kl")
         if curve is None:
             continue
-        panel = f"I_c = {cell.key['ic']}, {cell.key['simulator']} user, noise p = {cell.key['user_noise']}"
+        panel = f"I_c = {cell.key['ic']}, {cell.key['simulator']} user"
         label = re.sub(r"I_c [0-9.]+(, )?", "", cell.label).replace(", )", ")").replace(" ()", "")
+        if len(noises) > 1:  # one line per noise level in each bound's panel
+            label += f", user noise p = {cell.key['user_noise']}"
         panels[panel][label] = curve
         bounds[panel] = float(cell.key["ic"])
     title = "KL of the bottleneck during training against its bound I_c (dashed)"

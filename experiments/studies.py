@@ -35,6 +35,13 @@ def _learner(cell: report.Cell) -> str:
     return frontier.ALGO_NAMES.get(algo, algo) + cell.label[len(algo) :]
 
 
+def _learner_order(cell: report.Cell) -> tuple:
+    """The papers' order of learners, each one's defaults before its variants."""
+    algo = cell.key["algo"]
+    rank = report.ALGO_ORDER.index(algo) if algo in report.ALGO_ORDER else len(report.ALGO_ORDER)
+    return rank, _learner(cell) != frontier.ALGO_NAMES.get(algo, algo), _learner(cell)
+
+
 def _pct(values: Sequence[float]) -> str:
     return report.format_mean_ci(*mean_ci(values), scale=100, digits=1) if values else "—"
 
@@ -45,7 +52,7 @@ def robustness_table(folder: Path) -> str:
     if not cells:
         return "(no trials yet)"
     learners: dict[str, dict[float, report.Cell]] = {}
-    for cell in cells:
+    for cell in sorted(cells, key=_learner_order):
         learners.setdefault(_learner(cell), {})[cell.key["user_noise"]] = cell
     low, high = NOISE_LEVELS[0], NOISE_LEVELS[-1]
     lines = [
@@ -61,7 +68,7 @@ def robustness_table(folder: Path) -> str:
             drop = "—"
             if values[low] and values[high]:
                 drop = report.format_mean_ci(*difference_ci(values[low], values[high]), scale=100, digits=1)
-            counts = sorted({len(v) for v in values.values()})
+            counts = sorted({len(v) for v in values.values() if v})  # of the levels run
             n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
             lines.append(
                 f"| {learner} | {checkpoint} | "
@@ -71,7 +78,8 @@ def robustness_table(folder: Path) -> str:
     caption = (
         "Success (papers' definition, %) on the agenda user whose acts reach the tracker corrupted with "
         "probability p, in training and in the test dialogues (1000 per trial); mean ± 95% Student-t interval "
-        "over seeds; the drop in points with its 95% Welch interval (separate runs). Every metric of every "
+        "over seeds; the drop in points with its 95% Welch interval (separate runs). VRB's default I_c is 0.5. "
+        "Every metric of every "
         "cell: [experiments/results/robustness/](../experiments/results/robustness/README.md)."
     )
     return "\n".join(lines) + "\n\n" + _wrap(caption)

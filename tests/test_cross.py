@@ -71,7 +71,8 @@ def test_a_folder_without_best_pt_is_named(tmp_path):
     done = run("experiments.cross", str(tmp_path), "--dialogues", "1")
     assert done.returncode == 2
     assert (
-        done.stderr.strip() == f"error: no best.pt in {tmp_path}; expected a run folder written by vrb.train"
+        done.stderr.strip()
+        == f"error: no best.pt or last.pt in {tmp_path}; expected a run folder written by vrb.train"
     )
 
 
