@@ -69,20 +69,38 @@ def robustness_table(folder: Path) -> str:
             if values[low] and values[high]:
                 drop = report.format_mean_ci(*difference_ci(values[low], values[high]), scale=100, digits=1)
             counts = sorted({len(v) for v in values.values() if v})  # of the levels run
-            n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+            n = "–".join(str(c) for c in sorted({counts[0], counts[-1]})) if counts else "0"
             lines.append(
                 f"| {learner} | {checkpoint} | "
                 + " | ".join(_pct(values[p]) for p in NOISE_LEVELS)
                 + f" | {drop} | {n} |"
             )
+    lines += _reference_rows(folder / "reference")
     caption = (
         "Success (papers' definition, %) on the agenda user whose acts reach the tracker corrupted with "
         "probability p, in training and in the test dialogues (1000 per trial); mean ± 95% Student-t interval "
         "over seeds; the drop in points with its 95% Welch interval (separate runs). VRB's default I_c is 0.5. "
-        "Every metric of every "
-        "cell: [experiments/results/robustness/](../experiments/results/robustness/README.md)."
+        "The rule policy, which learns nothing, is one run on the same dialogues [95% bootstrap interval over "
+        "them]. Every metric of every cell: "
+        "[experiments/results/robustness/](../experiments/results/robustness/README.md)."
     )
     return "\n".join(lines) + "\n\n" + _wrap(caption)
+
+
+def _reference_rows(folder: Path) -> list[str]:
+    """The rule policy at each noise level (``rule-noiseP.json`` of ``vrb.evaluate --policy rule --user-noise P
+    --out``): what the noise leaves to a policy that learns nothing."""
+    scored = {p: folder / f"rule-noise{p}.json" for p in NOISE_LEVELS}
+    if not all(path.is_file() for path in scored.values()):
+        return []
+    cells, values = [], {}
+    for p, path in scored.items():
+        run = json.loads(path.read_text())
+        values[p] = run["summary"]["paper_success"]
+        low, high = run["intervals"]["paper_success"]
+        cells.append(f"{100 * values[p]:.1f} [{100 * low:.1f}, {100 * high:.1f}]")
+    drop = 100 * (values[NOISE_LEVELS[0]] - values[NOISE_LEVELS[-1]])
+    return ["| Rule policy | — | " + " | ".join(cells) + f" | {drop:.1f} | 1 run |"]
 
 
 ABLATION_VARIANTS = (  # (words, alpha_phi, phi0, I_c of the cell)

@@ -99,6 +99,7 @@ def test_presets_load_by_name_or_file_and_flags_win(tmp_path):
         ("vrb.train", ["--set", "seed"], "expected FIELD=VALUE"),
         ("vrb.evaluate", ["--checkpoint", "/nonexistent"], "does not exist"),
         ("vrb.evaluate", ["--policy", "rule", "--simulator", "x"], "invalid choice"),
+        ("vrb.evaluate", ["--policy", "rule", "--user-noise", "1.5"], "expected a probability in [0, 1]"),
         ("experiments.frontier", ["/nonexistent", "--out", "/tmp/x"], "does not exist"),
         ("experiments.grid", ["--variant", "novalue"], "expected NAME:FIELD=VALUE"),
     ],
@@ -181,3 +182,16 @@ def test_shipping_a_policy_refuses_bad_input_and_writes_nothing(
     assert expected in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "pretrained").exists() or not any((tmp_path / "pretrained").iterdir())
     assert not (tmp_path.parent / "escape").exists()
+
+
+def test_a_policy_is_scored_under_its_own_user_noise_unless_told(tmp_path):
+    """The evaluation plays the user the policy trained with, noise included; --user-noise overrides it."""
+    from vrb.evaluate import evaluate
+
+    clean = evaluate(policy="rule", dialogues=30)
+    noisy = evaluate(policy="rule", dialogues=30, user_noise=0.3)
+    assert (clean.user_noise, noisy.user_noise) == (0.0, 0.3)
+    assert noisy.to_json()["user_noise"] == 0.3
+    assert noisy.summary["paper_match"] < clean.summary["paper_match"]  # the noise misleads the tracker
+    own = evaluate(runs.pretrained_path("vrb"), dialogues=5)
+    assert own.user_noise == 0.0

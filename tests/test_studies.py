@@ -59,3 +59,23 @@ def test_ablation_rows_follow_the_variants_and_skip_cells_not_run(tmp_path):
         in table
     )
     assert "Lagrange" not in table.split("\n\n")[0] and "fixed φ" not in table.split("\n\n")[0]
+
+
+def test_the_rule_policy_row_appears_when_every_noise_level_was_scored(tmp_path):
+    import json
+
+    store = ResultStore(tmp_path)
+    store.append(record("ppo-0", {"algo": "ppo", "seed": 0, "user_noise": 0.0}, {"paper_success": 0.9}))
+    (tmp_path / "reference").mkdir()
+    for p, success in zip(studies.NOISE_LEVELS, (0.98, 0.78, 0.64, 0.58), strict=True):
+        scored = {
+            "summary": {"paper_success": success},
+            "intervals": {"paper_success": [success - 0.01, success + 0.01]},
+        }
+        (tmp_path / "reference" / f"rule-noise{p}.json").write_text(json.dumps(scored))
+    assert (
+        "| Rule policy | — | 98.0 [97.0, 99.0] | 78.0 [77.0, 79.0] | 64.0 [63.0, 65.0] | 58.0 [57.0, 59.0] | 40.0 | 1 run |"
+        in (studies.robustness_table(tmp_path))
+    )
+    (tmp_path / "reference" / "rule-noise0.2.json").unlink()
+    assert "Rule policy |" not in studies.robustness_table(tmp_path)

@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SIMULATORS,
         help="the simulated user (default: the one the checkpoint trained on)",
     )
+    parser.add_argument(
+        "--user-noise",
+        type=float,
+        metavar="P",
+        help="corrupt each user act on its way to the tracker with probability P (default: the run's own, 0 "
+        "for a built-in policy)",
+    )
     parser.add_argument("--dialogues", type=int, default=1000, help="dialogues to play")
     parser.add_argument(
         "--seed",
@@ -131,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.dialogues <= 0:
         parser.error(f"--dialogues {args.dialogues}: expected a positive number")
+    if args.user_noise is not None and not 0.0 <= args.user_noise <= 1.0:
+        parser.error(f"--user-noise {args.user_noise}: expected a probability in [0, 1]")
     if args.seed + args.dialogues - 1 > MAX_SEED:
         parser.error(
             f"--seed {args.seed} --dialogues {args.dialogues}: dialogue seeds must lie in 0..{MAX_SEED} "
@@ -160,11 +169,13 @@ class Evaluation:
     intervals: dict[str, list[float]]  # metric -> [low, high]
     dialogues: list[dict[str, Any]]
     transcripts: list[list[tuple[str, list]]]
+    user_noise: float = 0.0  # the probability that a user act reaches the tracker corrupted
 
     def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "simulator": self.simulator,
+            "user_noise": self.user_noise,
             "seeds": [self.seeds[0], self.seeds[-1]],
             "summary": self.summary,
             "intervals": {
@@ -180,6 +191,7 @@ def evaluate(
     *,
     policy: str | None = None,
     simulator: str | None = None,
+    user_noise: float | None = None,
     dialogues: int = 1000,
     seed: int = 0,
     decoder: str | None = None,
@@ -189,7 +201,7 @@ def evaluate(
 ) -> Evaluation:
     """Score a trained policy (``checkpoint``: a checkpoint file, a run folder, or a ``pretrained/`` name) or a
     built-in one (``policy="rule"``) on the dialogues of seeds ``seed .. seed + dialogues - 1``, on the user it
-    trained with unless ``simulator`` names another."""
+    trained with unless ``simulator`` names another, and under its user noise unless ``user_noise`` says."""
     if (checkpoint is None) == (policy is None):
         raise UsageError("evaluate: give a checkpoint or a built-in policy, not both or neither")
     if dialogues < 1:
@@ -198,11 +210,13 @@ def evaluate(
         path = checkpoint_path(checkpoint)
         agent, config = load_agent(path, decoder, seed)
         simulator = simulator or config.get("simulator", "agenda")
+        if user_noise is None:  # the user it trained with
+            user_noise = config.get("user_noise") or 0.0
         source = {"checkpoint": str(path), "config": config, "decoder": decoder}
-        env = DialogueEnv(simulator=simulator, data_dir=data_dir)
+        env = DialogueEnv(simulator=simulator, data_dir=data_dir, user_noise=user_noise)
     else:
-        simulator = simulator or "agenda"
-        env = DialogueEnv(simulator=simulator, data_dir=data_dir)
+        simulator, user_noise = simulator or "agenda", user_noise or 0.0
+        env = DialogueEnv(simulator=simulator, data_dir=data_dir, user_noise=user_noise)
         agent, source = RuleAgent(env), {"policy": policy}
     seeds = range(seed, seed + dialogues)
     result = run_dialogues(agent, env, seeds, keep_transcripts=transcripts, progress=progress)
@@ -218,6 +232,7 @@ def evaluate(
         headline_intervals(result.dialogues),
         result.dialogues,
         result.transcripts,
+        user_noise,
     )
 
 
@@ -227,6 +242,7 @@ def report(args: argparse.Namespace) -> int:
         pretrained_path(args.pretrained) if args.pretrained else args.checkpoint,
         policy=args.policy,
         simulator=args.simulator,
+        user_noise=args.user_noise,
         dialogues=args.dialogues,
         seed=args.seed,
         decoder=args.decoder,
@@ -241,7 +257,10 @@ def report(args: argparse.Namespace) -> int:
     for i, transcript in enumerate(scored.transcripts):
         print(f"--- dialogue seed {args.seed + i} ---")
         print(render_transcript(transcript, nlg))
-    print(f"\n{args.dialogues} dialogues on the {scored.simulator} simulator, seeds {seeds[0]}..{seeds[-1]}")
+    noise = f" (user noise p = {scored.user_noise})" if scored.user_noise else ""
+    print(
+        f"\n{args.dialogues} dialogues on the {scored.simulator} simulator{noise}, seeds {seeds[0]}..{seeds[-1]}"
+    )
     print(format_table(summary))
     print(
         f"acts per system turn {summary['acts_per_turn']:.2f}, turns without an act {summary['empty_turn_rate']:.1%}"
