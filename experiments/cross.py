@@ -28,7 +28,7 @@ from envs.dialogue_env import DialogueEnv
 from envs.fileio import atomic_write_text, write_json
 from envs.multiwoz.data import DataError
 from experiments.frontier import ALGO_NAMES
-from experiments.report import ALGO_ORDER, Cell, format_mean_ci
+from experiments.report import ALGO_ORDER, Cell, display_scale, format_mean_ci, papers_label
 from vrb.acting import run_dialogues
 from vrb.checkpoint import CheckpointError
 from vrb.config import SIMULATORS
@@ -37,11 +37,11 @@ from vrb.stats import mean_ci
 
 logger = logging.getLogger("experiments.cross")
 
-COLUMNS = {  # column -> papers' metric key and its scale (turns in rounds, the rest in %)
-    "success": ("paper_success", 100.0),
-    "inform F1": ("paper_inform_f1", 100.0),
-    "match": ("paper_match", 100.0),
-    "turns": ("paper_turns", 1.0),
+COLUMNS = {  # column -> papers' metric key (turns in rounds, the rest in %)
+    "success": "paper_success",
+    "inform F1": "paper_inform_f1",
+    "match": "paper_match",
+    "turns": "paper_turns",
 }
 CHECKPOINTS = ("best", "last")
 DEFAULT_ENV_REWARD = "user"  # a run on the user's reward is a learner's defaults: its row is named plainly
@@ -55,8 +55,7 @@ def policy_name(config: Mapping[str, Any]) -> str:
     """The paper table's name of a run's policy: the learner, and its reward when not the defaults."""
     reward = config.get("env_reward")
     key = {"algo": config["algo"], "env_reward": None if reward == DEFAULT_ENV_REWARD else reward}
-    label = Cell(key, []).label
-    return ALGO_NAMES.get(config["algo"], config["algo"]) + label[len(config["algo"]) :]
+    return papers_label(Cell(key, []))
 
 
 def evaluate_run(
@@ -145,9 +144,9 @@ def table(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str]) -> str:
         members = groups[key]
         cells = []
         for sim in simulators:
-            for metric, scale in COLUMNS.values():
+            for metric in COLUMNS.values():
                 values = [run["on"][sim][metric] for run in members]
-                cells.append(format_mean_ci(*mean_ci(values), scale=scale, digits=1 if scale > 1 else 2))
+                cells.append(format_mean_ci(*mean_ci(values), *display_scale(metric)))
         lines.append("| " + " | ".join([*key, *cells, str(len(members))]) + " |")
     return "\n".join(lines) + "\n"
 

@@ -120,9 +120,8 @@ def _figure(
     )
     fig.suptitle(title, y=1 + 0.04 / rows)
     fig.text(0.01, 0.005 / rows, BAND_CAPTION, fontsize=8)
-    fig.tight_layout(
-        rect=(0, 0.03 / rows, 1, 1 - 0.07 / rows)
-    )  # the legend's and title's room, in inches alike
+    # the legend's and the title's room, the same in inches however many rows
+    fig.tight_layout(rect=(0, 0.03 / rows, 1, 1 - 0.07 / rows))
     fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return True

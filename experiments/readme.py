@@ -59,14 +59,9 @@ REFERENCE_ROWS = {  # the table's rows that train nothing: one run each, file pe
 }
 
 
-def _scaled(metric: str) -> tuple[float, int]:
-    return (1.0, 2) if metric == "paper_turns" else (100.0, 1)
-
-
 def _row_label(cell: report.Cell, single_ic: bool) -> str:
     """The report's label with the learner's name as the papers write it (and no I_c when the store has one)."""
-    algo = cell.key["algo"]
-    label = frontier.ALGO_NAMES.get(algo, algo) + cell.label[len(algo) :]
+    label = report.papers_label(cell)
     if single_ic and cell.key["ic"] is not None:
         ic = f"I_c {cell.key['ic']}"
         label = label.replace(f" ({ic})", "").replace(f"({ic}, ", "(")
@@ -96,7 +91,7 @@ def _reference_row(label: str, files: dict[str, str]) -> list[str]:
         scored = json.loads((RESULTS / "paper_table" / "reference" / files[simulator]).read_text())
         entries = []
         for metric in RESULT_COLUMNS.values():
-            scale, digits = _scaled(metric)
+            scale, digits = report.display_scale(metric)
             low, high = scored["intervals"][metric]
             value = scored["summary"][metric]
             entries.append(
@@ -131,7 +126,7 @@ def paper_table() -> str:
         entries = []
         for metric in RESULT_COLUMNS.values():
             mean, ci, _ = cell.stats(metric)
-            entries.append(report.format_mean_ci(mean, ci, *_scaled(metric)))
+            entries.append(report.format_mean_ci(mean, ci, *report.display_scale(metric)))
         seen.add(cell.key["algo"])
         reported = f"{paper[id(cell)]:.1f}" if id(cell) in paper else ""
         user = SIMULATOR_NAMES.get(cell.key["simulator"], cell.key["simulator"])

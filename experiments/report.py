@@ -26,6 +26,7 @@ from typing import Any
 
 from envs.cli import ArgumentParser
 from envs.fileio import atomic_write_bytes, atomic_write_text
+from experiments.frontier import ALGO_NAMES
 from experiments.plots import (
     BAND_CAPTION,
     plot_kl_against_ic,
@@ -146,6 +147,17 @@ def build_cells(records: Iterable[TrialRecord]) -> list[Cell]:
         )
 
     return sorted(cells.values(), key=order)
+
+
+def papers_label(cell: Cell) -> str:
+    """The cell's label with its learner named as the papers write it (VRB, GDPL, the paper's PPO, ...)."""
+    algo = cell.key["algo"]
+    return ALGO_NAMES.get(algo, algo) + cell.label[len(algo) :]
+
+
+def display_scale(metric: str) -> tuple[float, int]:
+    """How the tables show a papers' metric: (scale, decimals); turns in rounds, the rest in %."""
+    return (1.0, 2) if metric.endswith("turns") else (100.0, 1)
 
 
 def format_mean_ci(mean: float, ci: float, scale: float = 1.0, digits: int = 3) -> str:

@@ -30,16 +30,12 @@ def _cells(folder: Path) -> list[report.Cell]:
     return report.build_cells(ResultStore.open_existing(folder).finished().values())
 
 
-def _learner(cell: report.Cell) -> str:
-    algo = cell.key["algo"]
-    return frontier.ALGO_NAMES.get(algo, algo) + cell.label[len(algo) :]
-
-
 def _learner_order(cell: report.Cell) -> tuple:
     """The papers' order of learners, each one's defaults before its variants."""
     algo = cell.key["algo"]
     rank = report.ALGO_ORDER.index(algo) if algo in report.ALGO_ORDER else len(report.ALGO_ORDER)
-    return rank, _learner(cell) != frontier.ALGO_NAMES.get(algo, algo), _learner(cell)
+    label = report.papers_label(cell)
+    return rank, label != frontier.ALGO_NAMES.get(algo, algo), label
 
 
 def _pct(values: Sequence[float]) -> str:
@@ -53,7 +49,7 @@ def robustness_table(folder: Path) -> str:
         return "(no trials yet)"
     learners: dict[str, dict[float, report.Cell]] = {}
     for cell in sorted(cells, key=_learner_order):
-        learners.setdefault(_learner(cell), {})[cell.key["user_noise"]] = cell
+        learners.setdefault(report.papers_label(cell), {})[cell.key["user_noise"]] = cell
     low, high = NOISE_LEVELS[0], NOISE_LEVELS[-1]
     lines = [
         "| learner | checkpoint | "
