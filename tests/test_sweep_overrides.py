@@ -125,3 +125,46 @@ def test_store_rows_name_the_overrides(tmp_path):
     assert finished.config["overrides"] == {"set": {"epochs": 2}, "seeds": [3]}
     assert finished.config["epochs"] == 2 and finished.config["seed"] == 3
     assert "overrides" not in failed.config  # a sweep without any keeps its rows as they were
+
+
+def test_trials_runs_the_share_whose_ids_match_in_config_order(tmp_path, monkeypatch, capsys):
+    plain = _ids(sweep.load_spec(SMOKE))  # vrb p0, vrb p0.2, ppo p0, ppo p0.2
+    argv = [str(SMOKE), "--out", str(tmp_path / "sweep"), "--dry-run", "--trials", "ppo-*", plain[0]]
+    assert sweep_cli.main(argv) == 0
+    listed = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
+    assert listed == [plain[0], plain[2], plain[3]]  # the config's order, not the patterns'
+    seen: dict[str, Any] = {}
+
+    def fake_run_sweep(spec: sweep.SweepSpec, sweep_dir: Path, **kwargs: Any) -> sweep.SweepOutcome:
+        seen.update(kwargs)
+        return sweep.SweepOutcome(
+            total=len(kwargs["trial_ids"] or spec.trials()), skipped=[], ran=[], failed=[]
+        )
+
+    monkeypatch.setattr(sweep_cli, "run_sweep", fake_run_sweep)
+    assert sweep_cli.main(argv[:3] + ["--trials", "*-noise0.2-*"]) == 0
+    assert seen["trial_ids"] == [plain[1], plain[3]] and "--trials '*-noise0.2-*'" in seen["command"]
+    assert sweep_cli.main(argv[:3]) == 0 and seen["trial_ids"] is None  # no patterns: every trial
+
+
+def test_a_trials_pattern_that_matches_nothing_is_one_line_and_exit_2(tmp_path, capsys):
+    argv = [str(SMOKE), "--out", str(tmp_path / "sweep"), "--trials", "ppo-*", "gdpl-*"]
+    assert sweep_cli.main(argv) == 2
+    one_line_error(capsys.readouterr().err, "--trials 'gdpl-*'", "none of the 4 trial ids", "--dry-run")
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_the_driver_runs_only_the_named_trials_and_skips_finished_ones_among_them(tmp_path, monkeypatch):
+    from experiments.sweep import driver
+
+    spec = sweep.load_spec(SMOKE)
+    plain = _ids(spec)
+    ran: list[str] = []
+    monkeypatch.setattr(driver, "warm_caches", lambda trials: None)
+    monkeypatch.setattr(
+        driver, "run_in_processes", lambda s, d, pending, *rest: ran.extend(t.trial_id for t in pending)
+    )
+    store = ResultStore(tmp_path)
+    sweep.Recorder(store, spec.trials(), spec.evaluation)(spec.trials()[3], "finished", 1, {}, "")
+    outcome = sweep.run_sweep(spec, tmp_path, engine="processes", trial_ids=[plain[1], plain[3]])
+    assert ran == [plain[1]] and outcome.skipped == [plain[3]] and outcome.total == 2

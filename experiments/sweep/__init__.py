@@ -25,6 +25,8 @@ config file's settings for this command (``experiments.sweep.overrides``): a cha
 ids as an edit of the file would, and ``commands.log`` and each store row name the overrides. The report pools
 every finished trial of a folder into its cells by algorithm, simulator, noise and axes, not by epochs: give a
 run with other settings its own ``--out``.
+``--trials PATTERN ...`` runs only the trials whose id matches one of the shell patterns (``'vrb-vhus-*'``),
+under the ids they have in the whole sweep: one config split over machines, each running its share.
 
 The config file (see ``experiments/configs/``)::
 

@@ -5,6 +5,7 @@ The command line of ``experiments.sweep`` (whose docstring describes the sweep, 
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import shlex
 import sys
@@ -16,7 +17,7 @@ from envs.multiwoz.data import DataError
 from experiments.store import STORE_NAME, ResultStore
 from experiments.sweep.driver import ENGINES, run_sweep
 from experiments.sweep.overrides import apply_overrides, parse_sets
-from experiments.sweep.spec import SpecError, load_spec
+from experiments.sweep.spec import SpecError, Trial, load_spec
 from experiments.sweep.trial import LOG_FORMAT
 from vrb.errors import UsageError
 
@@ -59,6 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--skip-failed", action="store_true", help="do not retry trials the store has as failed"
     )
+    parser.add_argument(
+        "--trials",
+        nargs="+",
+        metavar="PATTERN",
+        help="only the trials whose id matches one of these shell patterns (e.g. 'vrb-vhus-*'): a sweep split "
+        "over machines, each running its share under the same ids",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the trials and whether they are done")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
@@ -70,9 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--address {args.address}: a Ray cluster needs --engine ray")
     spec = apply_overrides(load_spec(args.config), parse_sets(args.set, args.epochs), args.seeds)
     sweep_dir = Path(args.out or f"runs/{spec.name}")
+    selected = _select(spec.trials(), args.trials or [], spec.name)
     if args.dry_run:
         done = ResultStore(sweep_dir).finished_ids() if (sweep_dir / STORE_NAME).is_file() else set()
-        for trial in spec.trials():
+        for trial in selected:
             print(f"{'done' if trial.trial_id in done else 'todo'}  {trial.trial_id}")
         return 0
     command_line = shlex.join(
@@ -88,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_retries=args.max_retries,
         skip_failed=args.skip_failed,
         engine=args.engine,
+        trial_ids=[trial.trial_id for trial in selected] if args.trials else None,
     )
     print(
         f"sweep {spec.name}: {outcome.total} trials; skipped {len(outcome.skipped)} already finished; "
@@ -99,3 +109,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run the same command again to retry"
         )
     return 1 if outcome.failed else 0
+
+
+def _select(trials: list[Trial], patterns: Sequence[str], name: str) -> list[Trial]:
+    """The trials whose id matches one of ``patterns`` (all of them without patterns), in the config's order."""
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(trial.trial_id, pattern) for trial in trials):
+            raise UsageError(
+                f"--trials {pattern!r}: matches none of the {len(trials)} trial ids of sweep {name!r} "
+                "(--dry-run lists them)"
+            )
+    if not patterns:
+        return trials
+    return [t for t in trials if any(fnmatch.fnmatchcase(t.trial_id, pattern) for pattern in patterns)]

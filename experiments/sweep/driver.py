@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,9 +58,11 @@ def run_sweep(
     skip_failed: bool = False,
     engine: str = "ray",
     command: str | None = None,
+    trial_ids: Collection[str] | None = None,
 ) -> SweepOutcome:
-    """Run every trial of ``spec`` the store in ``sweep_dir`` does not have as finished; ``command`` (the command
-    line) is appended to ``commands.log`` once the sweep folder is this driver's."""
+    """Run every trial of ``spec`` (those named in ``trial_ids``, when given) the store in ``sweep_dir`` does not
+    have as finished; ``command`` (the command line) is appended to ``commands.log`` once the sweep folder is
+    this driver's."""
     if engine not in ENGINES:
         raise ValueError(f"engine {engine!r}: expected one of {ENGINES}")
     if engine == "processes" and address:
@@ -72,7 +74,9 @@ def run_sweep(
             if command is not None:  # the results are committed with the commands behind them
                 with open(sweep_dir / COMMANDS_LOG, "a") as f:
                     f.write(f"{datetime.now(UTC).isoformat(timespec='seconds')}  {command}\n")
-            return _run_sweep(spec, sweep_dir, address, max_concurrent, max_retries, skip_failed, engine)
+            return _run_sweep(
+                spec, sweep_dir, address, max_concurrent, max_retries, skip_failed, engine, trial_ids
+            )
     except LockHeld as exc:
         raise UsageError(
             f"sweep folder {sweep_dir} is in use by {exc.holder or 'another driver'}: wait for that sweep "
@@ -88,9 +92,10 @@ def _run_sweep(
     max_retries: int | None,
     skip_failed: bool,
     engine: str,
+    trial_ids: Collection[str] | None,
 ) -> SweepOutcome:
     store = ResultStore(sweep_dir)
-    trials = spec.trials()
+    trials = [trial for trial in spec.trials() if trial_ids is None or trial.trial_id in trial_ids]
     done = store.finished_ids()
     if skip_failed:
         done |= {record.trial_id for record in store.records("failed")}
