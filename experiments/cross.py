@@ -7,7 +7,8 @@ an MLE run ends with its best) are played, as the run decoded, on the same seede
 ``--simulators`` user. ``OUT.json`` keeps, per run and checkpoint, the run's settings and a summary per
 simulator; ``OUT.md`` the table: one row per policy (named as the paper table names it), training user and
 checkpoint, one column group per evaluation user, mean ± 95% Student-t interval over seeds (the GDPL/VRB
-papers' metrics, in %; turns in rounds).
+papers' metrics, in %; turns in rounds); ``OUT.png`` each ``best.pt``'s success on every user, a panel per
+training user.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from envs.dialogue_env import DialogueEnv
 from envs.fileio import atomic_write_text, write_json
 from envs.multiwoz.data import DataError
 from experiments.frontier import ALGO_NAMES
+from experiments.plots import plot_transfer
 from experiments.report import ALGO_ORDER, Cell, display_scale, format_mean_ci, papers_label
 from vrb.acting import run_dialogues
 from vrb.checkpoint import CheckpointError
@@ -114,6 +116,16 @@ def cross_evaluate(
     return [entry for entries in results for entry in entries]
 
 
+def _policy_order(policy: str, algo_of: Mapping[str, str]) -> tuple:
+    """The papers' learner order; a learner's defaults before its variants."""
+    algo = algo_of[policy]
+    return (
+        ALGO_ORDER.index(algo) if algo in ALGO_ORDER else len(ALGO_ORDER),
+        policy != ALGO_NAMES.get(algo, algo),
+        policy,
+    )
+
+
 def table(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str]) -> str:
     """One row per (policy, training user, checkpoint), learners in the papers' order."""
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
@@ -123,11 +135,8 @@ def table(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str]) -> str:
 
     def order(key: tuple[str, str, str]) -> tuple:
         policy, trained_on, checkpoint = key
-        algo = algo_of[policy]
         return (
-            ALGO_ORDER.index(algo) if algo in ALGO_ORDER else len(ALGO_ORDER),
-            policy != ALGO_NAMES.get(algo, algo),
-            policy,
+            *_policy_order(policy, algo_of),
             SIMULATORS.index(trained_on) if trained_on in SIMULATORS else len(SIMULATORS),
             CHECKPOINTS.index(checkpoint) if checkpoint in CHECKPOINTS else len(CHECKPOINTS),
         )
@@ -149,6 +158,27 @@ def table(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str]) -> str:
                 cells.append(format_mean_ci(*mean_ci(values), *display_scale(metric)))
         lines.append("| " + " | ".join([*key, *cells, str(len(members))]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def plot(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str], path: Path) -> bool:
+    """Success of each policy's ``best.pt`` on every user (in %), a panel per training user, the table's order."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for run in runs:
+        if run.get("checkpoint", "best") == "best":
+            groups[run["policy"], run["trained_on"]].append(run)
+    algo_of = {run["policy"]: run["algo"] for run in runs}
+    scale, _ = display_scale("paper_success")
+    scores: dict[str, dict[str, dict[str, tuple[float, float, int]]]] = defaultdict(dict)
+    for (policy, trained_on), members in sorted(
+        groups.items(), key=lambda kv: _policy_order(kv[0][0], algo_of)
+    ):
+        stats = {}
+        for sim in simulators:
+            mean, ci = mean_ci([run["on"][sim]["paper_success"] for run in members])
+            stats[sim] = (scale * mean, scale * ci, len(members))
+        scores[f"trained on the {trained_on} user"][policy] = stats
+    ordered = {f"trained on the {sim} user": scores[f"trained on the {sim} user"] for sim in SIMULATORS}
+    return plot_transfer(ordered, "paper_success", path, unit="%")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -191,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(out.with_suffix(".json"), runs)
     text = f"{CAPTION}\n\n{table(runs, args.simulators)}"
     atomic_write_text(out.with_suffix(".md"), text)
+    plot(runs, args.simulators, out.with_suffix(".png"))
     print(text)
     return 0
 

@@ -8,7 +8,9 @@ the bands are.
   algorithms set slightly apart so that their intervals do not hide each other;
 - ``plot_success_vs_ic``: a panel per algorithm and simulator that varies I_c, a line per noise level;
 - ``plot_kl_against_ic``: the bottleneck's KL during training, a panel per I_c with the bound drawn in it, a
-  line per variant (Lagrange multiplier, a fixed phi, none): whether the constraint binds.
+  line per variant (Lagrange multiplier, a fixed phi, none): whether the constraint binds;
+- ``plot_transfer``: a panel per training user, a pair of bars per policy (its score on each user): what a
+  policy keeps on the user it never met.
 """
 
 from __future__ import annotations
@@ -212,3 +214,43 @@ def plot_kl_against_ic(cells: Sequence[Any], sweep_dir: Path, path: Path) -> boo
     spread = peak > 20 * max(bounds.values(), default=1.0)  # an unbounded KL beside bounded ones: a log axis
     return _figure(path, title, "training epoch", "KL (nats, mean per transition)", panels, band=True,
                    hlines=bounds, symlog=0.1 if spread else None)  # fmt: skip
+
+
+Scores = Mapping[
+    str, Mapping[str, Mapping[str, tuple[float, float, int]]]
+]  # panel -> policy -> user -> stats
+
+
+def plot_transfer(scores: Scores, metric: str, path: Path, unit: str = "") -> bool:
+    """Horizontal bars, one panel per training user (``scores``: panel -> policy -> evaluation user -> (mean,
+    95% half-width, n)), a bar per evaluation user; the policies of all panels top to bottom in the order given,
+    on shared axes (a policy a panel lacks leaves its row empty); ``unit`` names the values' scale ("%")."""
+    panels = {name: policies for name, policies in scores.items() if policies}
+    if not panels:
+        return False
+    policies = list(dict.fromkeys(policy for rows in panels.values() for policy in rows))
+    users = list(dict.fromkeys(user for rows in panels.values() for row in rows.values() for user in row))
+    height = 0.8 / len(users)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 + 4.0 * len(panels), 1.4 + 0.5 * len(policies)),
+                             squeeze=False, sharex=True, sharey=True)  # fmt: skip
+    for ax, (name, rows) in zip(axes.flat, panels.items(), strict=True):
+        for k, user in enumerate(users):
+            drawn = [(policies.index(p), row[user]) for p, row in rows.items() if user in row]
+            ys = [i + (k - (len(users) - 1) / 2) * height for i, _ in drawn]
+            errors = [0.0 if math.isnan(ci) else ci for _, (_, ci, _) in drawn]
+            ax.barh(ys, [mean for _, (mean, _, _) in drawn], height=height, xerr=errors, capsize=2,
+                    color=f"C{k}", label=f"on the {user} user")  # fmt: skip
+        ax.set(title=name, xlabel=METRIC_LABELS[metric] + (f", {unit}" if unit else ""))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(range(len(policies)), policies, fontsize="small")
+    axes[0, 0].invert_yaxis()
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(
+        handles, names, loc="upper center", ncol=len(names), fontsize="small", bbox_to_anchor=(0.5, 0.95)
+    )
+    fig.suptitle(f"{METRIC_LABELS[metric]} on the user each policy trained on and on the other")
+    fig.text(0.01, 0.0, "Bars: mean over seeds; whiskers: 95% Student-t interval over the seeds.", fontsize=8)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.9))
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return True

@@ -64,6 +64,7 @@ def test_cross_evaluation_matches_evaluate_and_tabulates(tmp_path):
     assert header.startswith("| policy | trained on | checkpoint | success on agenda |")
     assert row.startswith("| MLE | agenda | best | ") and row.endswith("| 2 |")
     assert f"{100 * expected['paper_success']:.1f} ± 0.0" in row
+    assert (tmp_path / "cross.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.slow
@@ -87,26 +88,30 @@ def test_policies_are_named_as_the_paper_table_names_them():
     assert policy_name({"algo": "acer"}) == "ACER"
 
 
+def _entry(policy, algo, trained_on, checkpoint, success):
+    summary = {"paper_success": success, "paper_inform_f1": 0.5, "paper_match": 0.5, "paper_turns": 6.0}
+    return {
+        "policy": policy,
+        "algo": algo,
+        "trained_on": trained_on,
+        "checkpoint": checkpoint,
+        "on": {"agenda": summary},
+    }
+
+
+RUNS = [
+    _entry("PPO", "ppo", "agenda", "best", 0.9),
+    _entry("VRB", "vrb", "vhus", "last", 0.3),
+    _entry("VRB", "vrb", "agenda", "last", 0.8),
+    _entry("VRB", "vrb", "agenda", "best", 0.94),
+    _entry("VRB", "vrb", "agenda", "best", 0.96),
+]
+
+
 def test_the_table_has_a_row_per_policy_user_and_checkpoint_in_the_papers_order():
     from experiments.cross import table
 
-    def entry(policy, algo, trained_on, checkpoint, success):
-        summary = {"paper_success": success, "paper_inform_f1": 0.5, "paper_match": 0.5, "paper_turns": 6.0}
-        return {
-            "policy": policy,
-            "algo": algo,
-            "trained_on": trained_on,
-            "checkpoint": checkpoint,
-            "on": {"agenda": summary},
-        }
-
-    runs = [
-        entry("PPO", "ppo", "agenda", "best", 0.9),
-        entry("VRB", "vrb", "vhus", "last", 0.3),
-        entry("VRB", "vrb", "agenda", "last", 0.8),
-        entry("VRB", "vrb", "agenda", "best", 0.94),
-        entry("VRB", "vrb", "agenda", "best", 0.96),
-    ]
+    runs = RUNS
     rows = [line for line in table(runs, ["agenda"]).splitlines()[2:]]
     assert [row.split(" | ")[:3] for row in rows] == [
         ["| VRB", "agenda", "best"],
@@ -115,3 +120,31 @@ def test_the_table_has_a_row_per_policy_user_and_checkpoint_in_the_papers_order(
         ["| PPO", "agenda", "best"],
     ]
     assert rows[0].split(" | ")[3] == "95.0 ± 12.7" and rows[0].endswith("| 2 |")
+
+
+def test_the_plot_shows_each_best_checkpoint_per_training_user_in_the_tables_order(tmp_path, monkeypatch):
+    from experiments import cross
+
+    drawn = {}
+    monkeypatch.setattr(
+        cross, "plot_transfer", lambda scores, metric, path, unit: drawn.update(scores) or True
+    )
+    runs = [*RUNS, _entry("VRB", "vrb", "vhus", "best", 0.25), _entry("MLE", "mle", "vhus", "best", 0.2)]
+    assert cross.plot(runs, ["agenda"], tmp_path / "cross.png")
+    assert list(drawn) == ["trained on the agenda user", "trained on the vhus user"]
+    agenda, vhus = drawn.values()
+    assert list(agenda) == ["VRB", "PPO"] and list(vhus) == ["VRB", "MLE"]  # last.pt left out
+    mean, ci, n = agenda["VRB"]["agenda"]
+    assert (round(mean, 6), round(ci, 1), n) == (95.0, 12.7, 2) and vhus["MLE"]["agenda"][:1] == (20.0,)
+
+
+def test_the_transfer_plot_is_drawn_and_nothing_is_drawn_without_scores(tmp_path):
+    from experiments.plots import plot_transfer
+
+    scores = {
+        "trained on the agenda user": {"VRB": {"agenda": (95.0, 1.0, 5), "vhus": (20.0, float("nan"), 1)}}
+    }
+    assert plot_transfer(scores, "paper_success", tmp_path / "t.png", unit="%")
+    assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")
+    assert not plot_transfer({"trained on the vhus user": {}}, "paper_success", tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
