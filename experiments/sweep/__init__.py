@@ -26,7 +26,8 @@ ids as an edit of the file would, and ``commands.log`` and each store row name t
 every finished trial of a folder into its cells by algorithm, simulator, noise and axes, not by epochs: give a
 run with other settings its own ``--out``.
 ``--trials PATTERN ...`` runs only the trials whose id matches one of the shell patterns (``'vrb-vhus-*'``),
-under the ids they have in the whole sweep: one config split over machines, each running its share.
+under the ids they have in the whole sweep: one config split over machines, each running its share into its own
+``--out``, which ``python -m experiments.merge`` gathers into one folder.
 
 The config file (see ``experiments/configs/``)::
 
