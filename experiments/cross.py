@@ -116,31 +116,33 @@ def cross_evaluate(
     return [entry for entries in results for entry in entries]
 
 
-def _policy_order(policy: str, algo_of: Mapping[str, str]) -> tuple:
-    """The papers' learner order; a learner's defaults before its variants."""
-    algo = algo_of[policy]
-    return (
-        ALGO_ORDER.index(algo) if algo in ALGO_ORDER else len(ALGO_ORDER),
-        policy != ALGO_NAMES.get(algo, algo),
-        policy,
-    )
+Group = tuple[str, str, str]  # policy, training user, checkpoint
 
 
-def table(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str]) -> str:
-    """One row per (policy, training user, checkpoint), learners in the papers' order."""
-    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+def _groups(runs: Sequence[Mapping[str, Any]]) -> dict[Group, list[Mapping[str, Any]]]:
+    """The entries of each (policy, training user, checkpoint), learners in the papers' order (a learner's
+    defaults before its variants), then training user, then checkpoint."""
+    groups: dict[Group, list[Mapping[str, Any]]] = defaultdict(list)
     for run in runs:
         groups[run["policy"], run["trained_on"], run.get("checkpoint", "best")].append(run)
     algo_of = {run["policy"]: run["algo"] for run in runs}
 
-    def order(key: tuple[str, str, str]) -> tuple:
+    def order(key: Group) -> tuple:
         policy, trained_on, checkpoint = key
+        algo = algo_of[policy]
         return (
-            *_policy_order(policy, algo_of),
+            ALGO_ORDER.index(algo) if algo in ALGO_ORDER else len(ALGO_ORDER),
+            policy != ALGO_NAMES.get(algo, algo),
+            policy,
             SIMULATORS.index(trained_on) if trained_on in SIMULATORS else len(SIMULATORS),
             CHECKPOINTS.index(checkpoint) if checkpoint in CHECKPOINTS else len(CHECKPOINTS),
         )
 
+    return {key: groups[key] for key in sorted(groups, key=order)}
+
+
+def table(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str]) -> str:
+    """One row per (policy, training user, checkpoint), learners in the papers' order."""
     header = [
         "policy",
         "trained on",
@@ -149,8 +151,7 @@ def table(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str]) -> str:
         "n",
     ]
     lines = ["| " + " | ".join(header) + " |", "|---|---|---|" + "---:|" * (len(header) - 3)]
-    for key in sorted(groups, key=order):
-        members = groups[key]
+    for key, members in _groups(runs).items():
         cells = []
         for sim in simulators:
             for metric in COLUMNS.values():
@@ -162,23 +163,19 @@ def table(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str]) -> str:
 
 def plot(runs: Sequence[Mapping[str, Any]], simulators: Sequence[str], path: Path) -> bool:
     """Success of each policy's ``best.pt`` on every user (in %), a panel per training user, the table's order."""
-    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
-    for run in runs:
-        if run.get("checkpoint", "best") == "best":
-            groups[run["policy"], run["trained_on"]].append(run)
-    algo_of = {run["policy"]: run["algo"] for run in runs}
     scale, _ = display_scale("paper_success")
-    scores: dict[str, dict[str, dict[str, tuple[float, float, int]]]] = defaultdict(dict)
-    for (policy, trained_on), members in sorted(
-        groups.items(), key=lambda kv: _policy_order(kv[0][0], algo_of)
-    ):
+    scores: dict[str, dict[str, dict[str, tuple[float, float, int]]]] = {
+        f"trained on the {sim} user": {} for sim in SIMULATORS
+    }
+    for (policy, trained_on, checkpoint), members in _groups(runs).items():
+        if checkpoint != "best":
+            continue
         stats = {}
         for sim in simulators:
             mean, ci = mean_ci([run["on"][sim]["paper_success"] for run in members])
             stats[sim] = (scale * mean, scale * ci, len(members))
-        scores[f"trained on the {trained_on} user"][policy] = stats
-    ordered = {f"trained on the {sim} user": scores[f"trained on the {sim} user"] for sim in SIMULATORS}
-    return plot_transfer(ordered, "paper_success", path, unit="%")
+        scores.setdefault(f"trained on the {trained_on} user", {})[policy] = stats
+    return plot_transfer(scores, "paper_success", path, unit="%")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

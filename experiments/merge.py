@@ -12,19 +12,19 @@ Merging again brings nothing new. INTO is held as a sweep driver holds it: no sw
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from envs.cli import ArgumentParser, command
 from envs.fileio import LockHeld, hold_lock
 from experiments.store import STORE_NAME, ResultStore, TrialRecord
-from experiments.sweep.driver import COMMANDS_LOG, SWEEP_LOCK
+from experiments.sweep.driver import COMMANDS_LOG, SWEEP_LOCK, log_command
 from vrb.errors import UsageError
 
 logger = logging.getLogger("experiments.merge")
@@ -41,13 +41,9 @@ class MergeOutcome:
     conflicts: list[str] = field(default_factory=list)  # trials finished in both with other metrics
 
 
-def _same_row(a: TrialRecord, b: TrialRecord) -> bool:
-    return (a.trial_id, a.status, a.recorded_at, a.metrics) == (
-        b.trial_id,
-        b.status,
-        b.recorded_at,
-        b.metrics,
-    )
+def _row_key(record: TrialRecord) -> tuple[str, str, str, str]:
+    """A store row as merging compares it: trial, status, when it was recorded and what it measured."""
+    return record.trial_id, record.status, record.recorded_at, json.dumps(record.metrics, sort_keys=True)
 
 
 def merge(into: Path, sources: Sequence[Path], command: str | None = None) -> MergeOutcome:
@@ -68,8 +64,7 @@ def merge(into: Path, sources: Sequence[Path], command: str | None = None) -> Me
             for source in sources:
                 _merge_one(store, into, source, outcome)
             if command is not None:
-                with open(into / COMMANDS_LOG, "a") as f:
-                    f.write(f"{datetime.now(UTC).isoformat(timespec='seconds')}  {command}\n")
+                log_command(into, command)
     except LockHeld as exc:
         raise UsageError(
             f"sweep folder {into} is in use by {exc.holder or 'a sweep driver'}: merge once that sweep has ended"
@@ -79,9 +74,10 @@ def merge(into: Path, sources: Sequence[Path], command: str | None = None) -> Me
 
 def _merge_one(store: ResultStore, into: Path, source: Path, outcome: MergeOutcome) -> None:
     have = store.records()
+    present = {_row_key(record) for record in have}
     finished = {record.trial_id: record for record in have if record.status == "finished"}
     for record in ResultStore.open_existing(source).records():
-        if any(_same_row(record, old) for old in have):
+        if _row_key(record) in present:
             outcome.already += 1
             continue
         kept = finished.get(record.trial_id)

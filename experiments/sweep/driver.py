@@ -40,6 +40,12 @@ def warm_caches(trials: Sequence[Trial]) -> None:
             make_user("vhus", world)
 
 
+def log_command(sweep_dir: Path, command: str) -> None:
+    """Append a command line, stamped with the time (UTC), to the sweep folder's ``commands.log``."""
+    with open(sweep_dir / COMMANDS_LOG, "a") as f:
+        f.write(f"{datetime.now(UTC).isoformat(timespec='seconds')}  {command}\n")
+
+
 @dataclasses.dataclass
 class SweepOutcome:
     total: int
@@ -72,8 +78,7 @@ def run_sweep(
     try:
         with hold_lock(sweep_dir / SWEEP_LOCK):
             if command is not None:  # the results are committed with the commands behind them
-                with open(sweep_dir / COMMANDS_LOG, "a") as f:
-                    f.write(f"{datetime.now(UTC).isoformat(timespec='seconds')}  {command}\n")
+                log_command(sweep_dir, command)
             return _run_sweep(
                 spec, sweep_dir, address, max_concurrent, max_retries, skip_failed, engine, trial_ids
             )
